@@ -1,0 +1,154 @@
+//! The pure core for content: one document in, findings out.
+//!
+//! `check_document` scans each text unit once with the shared matcher,
+//! groups the hits by slot, lets every rule decide where it fires, and maps
+//! each flag back to a line and column of the user's file.
+
+use std::path::Path;
+
+use crate::extract::{Document, TextUnit};
+use crate::finding::Finding;
+use crate::matcher::{Hit, SlotId};
+use crate::rules::RuleSet;
+
+/// A hit located in one text unit of a document (byte offsets in the unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnitHit {
+    pub unit: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A rule's verdict: fire at this hit, with an optional explanation.
+#[derive(Debug, Clone)]
+pub struct Flag {
+    pub at: UnitHit,
+    pub detail: Option<String>,
+}
+
+/// All hits of one document, grouped by slot and sorted by position.
+#[derive(Debug)]
+pub struct DocHits<'a> {
+    units: &'a [TextUnit],
+    by_slot: Vec<Vec<UnitHit>>,
+}
+
+impl<'a> DocHits<'a> {
+    pub fn hits(&self, slot: SlotId) -> &[UnitHit] {
+        self.by_slot
+            .get(slot as usize)
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// Whether some hit of `slot` covers `h` entirely (same unit, starts at or
+    /// before it, ends at or after it).
+    pub fn covered(&self, slot: SlotId, h: UnitHit) -> bool {
+        self.hits(slot)
+            .iter()
+            .take_while(|e| (e.unit, e.start) <= (h.unit, h.start))
+            .any(|e| e.unit == h.unit && e.end >= h.end)
+    }
+
+    pub fn text(&self, h: UnitHit) -> &'a str {
+        &self.units[h.unit as usize].text[h.start as usize..h.end as usize]
+    }
+}
+
+/// Scans every unit of a document and groups the hits by slot.
+pub fn collect_hits<'a>(rules: &RuleSet, units: &'a [TextUnit]) -> DocHits<'a> {
+    let mut by_slot: Vec<Vec<UnitHit>> = vec![Vec::new(); rules.matcher.slot_count() as usize];
+    let mut raw: Vec<Hit> = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        raw.clear();
+        rules.matcher.scan(&unit.text, &mut raw);
+        for h in &raw {
+            by_slot[h.slot as usize].push(UnitHit {
+                unit: u as u32,
+                start: h.start as u32,
+                end: h.end as u32,
+            });
+        }
+    }
+    for v in &mut by_slot {
+        v.sort_unstable();
+        v.dedup();
+    }
+    DocHits { units, by_slot }
+}
+
+/// Evaluates every rule on a document.
+pub fn check_document(rules: &RuleSet, path: &Path, doc: &Document) -> Vec<Finding> {
+    let hits = collect_hits(rules, &doc.units);
+    let mut findings = Vec::new();
+    let encoding = (doc.encoding != "UTF-8").then_some(doc.encoding);
+    for rule in &rules.rules {
+        rule.check.evaluate(&hits, &mut |flag: Flag| {
+            let unit = &doc.units[flag.at.unit as usize];
+            let (line, column) = locate(unit, flag.at.start as usize);
+            let (end_line, end_column) = locate(unit, flag.at.end as usize);
+            findings.push(Finding {
+                rule: rule.meta.id.clone(),
+                severity: rule.meta.severity,
+                tier: rule.meta.severity.tier(),
+                path: path.to_path_buf(),
+                line,
+                column,
+                end_line,
+                end_column,
+                byte_start: flag.at.start as usize,
+                byte_end: flag.at.end as usize,
+                matched: hits.text(flag.at).to_string(),
+                message: rule.meta.message.clone(),
+                clause: rule.meta.clause.clone(),
+                suggestion: rule.meta.suggestion.clone(),
+                detail: flag.detail,
+                tags: rule.meta.tags.clone(),
+                field: unit.field.clone(),
+                cue: unit.cue.clone(),
+                encoding,
+            });
+        });
+    }
+    findings.sort_by(|a, b| {
+        (a.line, a.column, a.severity, &a.rule).cmp(&(b.line, b.column, b.severity, &b.rule))
+    });
+    findings
+}
+
+/// Line and column (1-based, in characters) of byte `offset` of a unit.
+fn locate(unit: &TextUnit, offset: usize) -> (u32, u32) {
+    let before = &unit.text[..offset];
+    let newlines = before.bytes().filter(|&b| b == b'\n').count() as u32;
+    match before.rfind('\n') {
+        Some(nl) => (
+            unit.line + newlines,
+            before[nl + 1..].chars().count() as u32 + 1,
+        ),
+        None => (unit.line, unit.column + before.chars().count() as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(text: &str, line: u32, column: u32) -> TextUnit {
+        TextUnit {
+            text: text.to_string(),
+            line,
+            column,
+            field: None,
+            cue: None,
+        }
+    }
+
+    #[test]
+    fn locates_in_characters_across_lines() {
+        let u = unit("第一行\n根治高血压", 3, 5);
+        assert_eq!(locate(&u, 0), (3, 5));
+        assert_eq!(locate(&u, 3), (3, 6));
+        let second = "第一行\n".len();
+        assert_eq!(locate(&u, second), (4, 1));
+        assert_eq!(locate(&u, second + "根治".len()), (4, 3));
+    }
+}

@@ -1,0 +1,241 @@
+//! Command-line interface. Exit codes: 0 clean, 1 findings (or failed
+//! examples), 2 usage error, 78 (EX_CONFIG) invalid rules.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::extract::Limits;
+use crate::finding::{Format, write_human, write_json};
+use crate::rules::{self, RuleSet};
+use crate::scan::{ScanOptions, ScanSummary, collect_files, scan};
+
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Environment variable naming the rules directory.
+pub const RULES_ENV: &str = "COMPLYD_RULES";
+/// Where an installed complyd keeps its rules.
+pub const INSTALLED_RULES: &str = "/etc/complyd/rules";
+
+#[derive(Debug, Parser)]
+#[command(name = "complyd", version, about = "Compliance checker for health-product content and customer service")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Colour output: auto (when writing to a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check files and folders against the rules.
+    Scan {
+        /// Rules directory (default: $COMPLYD_RULES, /etc/complyd/rules, ./rules).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Output format: human (compiler-style lines) or json (one object per line).
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// Files larger than this many bytes are reported as not checked.
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
+        max_file_size: u64,
+        /// Also check hidden files and folders (names starting with '.').
+        #[arg(long)]
+        hidden: bool,
+        /// Files or folders to check.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Work with rule packs.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Report every error in every rule file.
+    Validate {
+        /// Rules directory or file (default: $COMPLYD_RULES, /etc/complyd/rules, ./rules).
+        dir: Option<PathBuf>,
+    },
+    /// Run every rule's examples (texts to flag, texts to pass).
+    Test {
+        /// Rules directory or file (default: $COMPLYD_RULES, /etc/complyd/rules, ./rules).
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The rules directory: `--rules`, then $COMPLYD_RULES, then the install
+/// location, then ./rules.
+pub fn rules_dir(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    if let Some(p) = std::env::var_os(RULES_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let installed = Path::new(INSTALLED_RULES);
+    if installed.is_dir() {
+        return installed.to_path_buf();
+    }
+    PathBuf::from("rules")
+}
+
+fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stream_is_terminal && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let err_color = use_color(cli.color, std::io::stderr().is_terminal());
+    let out_color = use_color(cli.color, std::io::stdout().is_terminal());
+    match cli.command {
+        Command::Scan {
+            rules,
+            format,
+            max_file_size,
+            hidden,
+            paths,
+        } => {
+            let Some(set) = load_rules(&rules_dir(rules), err_color) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let format = match format {
+                FormatArg::Human => Format::Human,
+                FormatArg::Json => Format::Json,
+            };
+            let opts = ScanOptions {
+                limits: Limits {
+                    max_file_bytes: max_file_size,
+                    ..Limits::default()
+                },
+                hidden,
+            };
+            run_scan(&set, &paths, &opts, format, out_color)
+        }
+        Command::Rules {
+            command: RulesCommand::Validate { dir },
+        } => {
+            let dir = rules_dir(dir);
+            match load_rules(&dir, err_color) {
+                Some(set) => {
+                    eprintln!(
+                        "{}: {} rule{} in {} pack{}, all valid",
+                        dir.display(),
+                        set.rules.len(),
+                        if set.rules.len() == 1 { "" } else { "s" },
+                        set.files.len(),
+                        if set.files.len() == 1 { "" } else { "s" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => ExitCode::from(EXIT_CONFIG),
+            }
+        }
+        Command::Rules {
+            command: RulesCommand::Test { dir },
+        } => {
+            let Some(set) = load_rules(&rules_dir(dir), err_color) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let report = crate::ruletest::run(&set);
+            let mut err = std::io::stderr().lock();
+            for f in &report.failures {
+                let src = std::fs::read_to_string(&f.path).ok();
+                let _ = write!(err, "{}", f.render(src.as_deref(), err_color));
+            }
+            let _ = writeln!(
+                err,
+                "{} rules, {} examples: {} passed, {} failed",
+                report.rules,
+                report.examples,
+                report.examples - report.failures.len(),
+                report.failures.len()
+            );
+            if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FINDINGS)
+            }
+        }
+    }
+}
+
+fn load_rules(dir: &Path, color: bool) -> Option<RuleSet> {
+    match rules::load(dir) {
+        Ok(set) => Some(set),
+        Err(e) => {
+            eprint!("{}", e.render(color));
+            None
+        }
+    }
+}
+
+fn run_scan(
+    set: &RuleSet,
+    paths: &[PathBuf],
+    opts: &ScanOptions,
+    format: Format,
+    color: bool,
+) -> ExitCode {
+    let mut summary = ScanSummary::default();
+    let files = match collect_files(paths, opts, &mut summary) {
+        Ok(f) => f,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_failed = false;
+    scan(set, &files, opts, &mut summary, &mut |f| {
+        let r = match format {
+            Format::Human => write_human(&mut out, f, color),
+            Format::Json => write_json(&mut out, f),
+        };
+        write_failed |= r.is_err();
+    });
+    let _ = out.flush();
+    drop(out);
+    eprintln!("{}", summary.render());
+    if write_failed {
+        eprintln!("error: could not write all findings to standard output");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if summary.findings > 0 {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,477 @@
+//! One pass over a text finds every phrase and regex of every rule.
+//!
+//! All literal phrases of all rules are folded (see [`crate::normalize`]) and
+//! compiled into a single character-wise double-array Aho–Corasick automaton;
+//! all regexes into one [`RegexSet`]. Rules never see the automaton: each
+//! group of phrases a rule declares (its hits, its exceptions, its triggers …)
+//! is a *slot*, and a scan reports `(slot, original span)` pairs. A phrase
+//! shared by several slots is stored once and reported for each.
+//!
+//! Folding is fused with matching: the text is decoded one character at a
+//! time, folded, and fed to the automaton's stepper, while a small ring
+//! remembers where each folded character came from. No folded copy of the
+//! text is built, and every hit maps back to the exact original bytes —
+//! including interference characters inside it (`根 @ 治`).
+
+use std::collections::HashMap;
+
+use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use crate::normalize::{Folder, folder};
+
+/// Identifies one group of phrases/regexes declared by a rule.
+pub type SlotId = u32;
+
+/// Size limits for user-written regexes, so a rule file cannot exhaust memory.
+const REGEX_SIZE_LIMIT: usize = 2 << 20;
+const REGEX_DFA_LIMIT: usize = 4 << 20;
+
+/// A match in the original text: byte offsets of its first and past its last
+/// character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hit {
+    pub slot: SlotId,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Why a phrase or regex cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    /// The phrase consists only of interference characters (spaces,
+    /// punctuation, symbols), which matching skips.
+    EmptyAfterFolding,
+    /// The regex engine rejected the pattern; its own message.
+    Regex(String),
+    /// The regex matches the empty string, which would flag every text.
+    RegexMatchesEmpty,
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatternError::EmptyAfterFolding => f.write_str(
+                "the phrase has only spaces, punctuation or symbols, which matching skips; \
+                 use a regex to match them",
+            ),
+            PatternError::Regex(m) => write!(f, "invalid regex: {m}"),
+            PatternError::RegexMatchesEmpty => {
+                f.write_str("the regex matches empty text, so it would flag every document")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MatcherBuilder {
+    index: HashMap<String, u32>,
+    pattern_slots: Vec<Vec<SlotId>>,
+    regexes: Vec<(String, SlotId)>,
+    slots: u32,
+}
+
+impl MatcherBuilder {
+    pub fn new() -> MatcherBuilder {
+        MatcherBuilder::default()
+    }
+
+    pub fn new_slot(&mut self) -> SlotId {
+        self.slots += 1;
+        self.slots - 1
+    }
+
+    pub fn add_phrase(&mut self, slot: SlotId, phrase: &str) -> Result<(), PatternError> {
+        let folded = folder().fold_phrase(phrase);
+        if folded.is_empty() {
+            return Err(PatternError::EmptyAfterFolding);
+        }
+        let next = self.pattern_slots.len() as u32;
+        let id = *self.index.entry(folded).or_insert(next);
+        if id == next {
+            self.pattern_slots.push(Vec::new());
+        }
+        let slots = &mut self.pattern_slots[id as usize];
+        if !slots.contains(&slot) {
+            slots.push(slot);
+        }
+        Ok(())
+    }
+
+    /// Adds a regex. It runs over the text folded for width and
+    /// Traditional/Simplified (not for interference characters), case-insensitively;
+    /// the pattern's own non-ASCII characters are folded the same way.
+    pub fn add_regex(&mut self, slot: SlotId, pattern: &str) -> Result<(), PatternError> {
+        let folded = fold_regex_pattern(pattern);
+        let re = build_regex(&folded).map_err(|e| PatternError::Regex(regex_message(&e)))?;
+        if re.is_match("") {
+            return Err(PatternError::RegexMatchesEmpty);
+        }
+        self.regexes.push((folded, slot));
+        Ok(())
+    }
+
+    pub fn slot_count(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn build(self) -> Matcher {
+        let mut patterns: Vec<(String, u32)> = self.index.into_iter().collect();
+        patterns.sort_unstable_by_key(|&(_, id)| id);
+        let max_chars = patterns
+            .iter()
+            .map(|(p, _)| p.chars().count())
+            .max()
+            .unwrap_or(1);
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            // Patterns are de-duplicated after folding above, which is the only
+            // way daachorse's builder can fail here besides exceeding its
+            // capacity (~2^31 states), far beyond any dictionary we accept.
+            Some(
+                CharwiseDoubleArrayAhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build_with_values(patterns.iter().map(|(p, id)| (p.as_str(), *id)))
+                    .expect("automaton over de-duplicated non-empty patterns"),
+            )
+        };
+        let mut slot_start = Vec::with_capacity(self.pattern_slots.len() + 1);
+        let mut slot_data = Vec::new();
+        for s in &self.pattern_slots {
+            slot_start.push(slot_data.len() as u32);
+            slot_data.extend_from_slice(s);
+        }
+        slot_start.push(slot_data.len() as u32);
+
+        let regexes: Vec<(Regex, SlotId)> = self
+            .regexes
+            .iter()
+            // Each pattern compiled once already in add_regex.
+            .map(|(p, s)| (build_regex(p).expect("validated in add_regex"), *s))
+            .collect();
+        let regex_set = if regexes.is_empty() {
+            None
+        } else {
+            // A set too large for the limits just means each regex runs alone.
+            RegexSetBuilder::new(self.regexes.iter().map(|(p, _)| p))
+                .case_insensitive(true)
+                .size_limit(REGEX_SIZE_LIMIT * 16)
+                .dfa_size_limit(REGEX_DFA_LIMIT * 4)
+                .build()
+                .ok()
+        };
+        let ring = (max_chars + 1).next_power_of_two();
+        Matcher {
+            ac,
+            phrase_count: patterns.len(),
+            slot_start,
+            slot_data,
+            ring,
+            regex_set,
+            regexes,
+            slots: self.slots,
+        }
+    }
+}
+
+fn build_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_LIMIT)
+        .build()
+}
+
+/// The regex crate's message is a multi-line rendering with its own caret;
+/// keep the last line, which states the problem.
+fn regex_message(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error:"))
+            .map(|l| l.trim_start_matches("error:").trim().to_string())
+            .unwrap_or_else(|| s.trim().to_string()),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the compiled regex exceeds the {limit}-byte limit; simplify it")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn fold_regex_pattern(p: &str) -> String {
+    let f = folder();
+    p.chars().map(|c| fold_view(f, c)).collect()
+}
+
+/// The view regexes see: ASCII as is (case is handled by the regex flag),
+/// everything else folded for width and Traditional→Simplified.
+#[inline(always)]
+fn fold_view(f: &Folder, c: char) -> char {
+    if c.is_ascii() { c } else { f.fold_keep(c) }
+}
+
+/// The compiled matcher; immutable and shared between threads.
+pub struct Matcher {
+    ac: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    phrase_count: usize,
+    slot_start: Vec<u32>,
+    slot_data: Vec<SlotId>,
+    ring: usize,
+    regex_set: Option<RegexSet>,
+    regexes: Vec<(Regex, SlotId)>,
+    slots: u32,
+}
+
+impl std::fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matcher")
+            .field("phrases", &self.phrase_count)
+            .field("regexes", &self.regexes.len())
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Matcher {
+    pub fn slot_count(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn phrase_count(&self) -> usize {
+        self.phrase_count
+    }
+
+    pub fn regex_count(&self) -> usize {
+        self.regexes.len()
+    }
+
+    /// Heap size of the phrase automaton in bytes.
+    pub fn automaton_bytes(&self) -> usize {
+        self.ac.as_ref().map_or(0, |a| a.heap_bytes())
+    }
+
+    #[inline]
+    fn slots_of(&self, pattern: u32) -> &[SlotId] {
+        let a = self.slot_start[pattern as usize] as usize;
+        let b = self.slot_start[pattern as usize + 1] as usize;
+        &self.slot_data[a..b]
+    }
+
+    /// Appends every hit in `text` to `out`: every phrase occurrence,
+    /// overlapping ones included, and every regex match.
+    pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
+        self.scan_phrases(text, |pattern, start, end| {
+            for &slot in self.slots_of(pattern) {
+                out.push(Hit { slot, start, end });
+            }
+        });
+        self.scan_regexes(text, out);
+    }
+
+    /// Calls `emit(pattern, start, end)` for every phrase occurrence, with
+    /// byte offsets in the original text. Also used by the benchmark, which
+    /// counts matches without materialising them.
+    #[inline]
+    pub fn scan_phrases(&self, text: &str, mut emit: impl FnMut(u32, usize, usize)) {
+        let Some(ac) = &self.ac else { return };
+        let f = folder();
+        let mask = self.ring - 1;
+        // (folded byte position, original byte position) of recent folded chars.
+        let mut ring = vec![(0usize, 0usize); self.ring];
+        let mut stepper = ac.find_overlapping_stepper();
+        let mut k = 0usize;
+        let mut folded_pos = 0usize;
+        for (i, c) in text.char_indices() {
+            let Some(nc) = f.fold(c) else { continue };
+            ring[k & mask] = (folded_pos, i);
+            folded_pos += nc.len_utf8();
+            k += 1;
+            stepper.consume(nc);
+            for m in stepper.matches() {
+                // The ring holds at least as many characters as the longest
+                // pattern, so the start is always found.
+                let mut j = k - 1;
+                while ring[j & mask].0 != m.start() {
+                    j -= 1;
+                }
+                emit(m.value(), ring[j & mask].1, i + c.len_utf8());
+            }
+        }
+    }
+
+    fn scan_regexes(&self, text: &str, out: &mut Vec<Hit>) {
+        if self.regexes.is_empty() {
+            return;
+        }
+        let view = RegexView::new(text);
+        let hay = view.text();
+        let mut run = |re: &Regex, slot: SlotId| {
+            for m in re.find_iter(hay) {
+                if m.is_empty() {
+                    continue;
+                }
+                out.push(Hit {
+                    slot,
+                    start: view.original(m.start()),
+                    end: view.original(m.end()),
+                });
+            }
+        };
+        match &self.regex_set {
+            Some(set) => {
+                for i in set.matches(hay).iter() {
+                    let (re, slot) = &self.regexes[i];
+                    run(re, *slot);
+                }
+            }
+            None => {
+                for (re, slot) in &self.regexes {
+                    run(re, *slot);
+                }
+            }
+        }
+    }
+}
+
+/// The text as regexes see it, with a map back to original byte offsets when
+/// folding changed any byte length (full-width forms become one byte).
+struct RegexView<'a> {
+    original: &'a str,
+    folded: Option<(String, Vec<u32>)>,
+}
+
+impl<'a> RegexView<'a> {
+    fn new(text: &'a str) -> RegexView<'a> {
+        let f = folder();
+        let first_change = text.char_indices().find(|&(_, c)| fold_view(f, c) != c);
+        let Some((from, _)) = first_change else {
+            return RegexView {
+                original: text,
+                folded: None,
+            };
+        };
+        let mut folded = String::with_capacity(text.len());
+        let mut map = Vec::with_capacity(text.len() + 1);
+        folded.push_str(&text[..from]);
+        map.extend(0..from as u32);
+        for (i, c) in text[from..].char_indices() {
+            let nc = fold_view(f, c);
+            folded.push(nc);
+            for _ in 0..nc.len_utf8() {
+                map.push((from + i) as u32);
+            }
+        }
+        map.push(text.len() as u32);
+        RegexView {
+            original: text,
+            folded: Some((folded, map)),
+        }
+    }
+
+    fn text(&self) -> &str {
+        self.folded.as_ref().map_or(self.original, |(s, _)| s)
+    }
+
+    fn original(&self, folded_offset: usize) -> usize {
+        match &self.folded {
+            None => folded_offset,
+            Some((_, map)) => map[folded_offset] as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(phrases: &[&str]) -> Matcher {
+        let mut b = MatcherBuilder::new();
+        let s = b.new_slot();
+        for p in phrases {
+            b.add_phrase(s, p).unwrap();
+        }
+        b.build()
+    }
+
+    fn spans<'t>(m: &Matcher, text: &'t str) -> Vec<&'t str> {
+        let mut out = Vec::new();
+        m.scan(text, &mut out);
+        out.sort();
+        out.iter().map(|h| &text[h.start..h.end]).collect()
+    }
+
+    #[test]
+    fn finds_disguised_phrases_with_original_spans() {
+        let m = matcher(&["根治", "100%有效"]);
+        assert_eq!(spans(&m, "可根 治高血压"), ["根 治"]);
+        assert_eq!(spans(&m, "根@治"), ["根@治"]);
+        assert_eq!(spans(&m, "保证１００ ％ 有 效！"), ["１００ ％ 有 效"]);
+        assert_eq!(spans(&m, "100%有效"), ["100%有效"]);
+        assert_eq!(spans(&m, "根治療"), ["根治"]);
+        assert_eq!(spans(&m, "根\u{200B}治"), ["根\u{200B}治"]);
+    }
+
+    #[test]
+    fn reports_every_overlapping_hit() {
+        let m = matcher(&["我的", "我的世界", "世界"]);
+        let mut hits = Vec::new();
+        m.scan("我的世界", &mut hits);
+        assert_eq!(hits.len(), 3);
+        assert_eq!(spans(&m, "我的世界"), ["我的", "我的世界", "世界"]);
+    }
+
+    #[test]
+    fn traditional_text_meets_simplified_phrase_and_back() {
+        let m = matcher(&["治疗", "療效"]);
+        assert_eq!(spans(&m, "治療和疗效"), ["治療", "疗效"]);
+    }
+
+    #[test]
+    fn shared_phrase_reports_each_slot() {
+        let mut b = MatcherBuilder::new();
+        let a = b.new_slot();
+        let c = b.new_slot();
+        b.add_phrase(a, "最佳").unwrap();
+        b.add_phrase(c, "最 佳").unwrap();
+        let m = b.build();
+        let mut hits = Vec::new();
+        m.scan("最佳", &mut hits);
+        hits.sort();
+        assert_eq!(
+            hits,
+            [
+                Hit {
+                    slot: a,
+                    start: 0,
+                    end: 6
+                },
+                Hit {
+                    slot: c,
+                    start: 0,
+                    end: 6
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_empty_phrases_and_bad_regexes() {
+        let mut b = MatcherBuilder::new();
+        let s = b.new_slot();
+        assert_eq!(b.add_phrase(s, " ，！"), Err(PatternError::EmptyAfterFolding));
+        assert!(matches!(b.add_regex(s, "(abc"), Err(PatternError::Regex(m)) if m.contains("unclosed")));
+        assert_eq!(b.add_regex(s, "a*"), Err(PatternError::RegexMatchesEmpty));
+    }
+
+    #[test]
+    fn regexes_see_width_and_script_folding() {
+        let mut b = MatcherBuilder::new();
+        let s = b.new_slot();
+        b.add_regex(s, r"有效率\s*\d+%").unwrap();
+        b.add_regex(s, "治療").unwrap();
+        let m = b.build();
+        assert_eq!(spans(&m, "有效率 ９８％，治疗"), ["有效率 ９８％", "治疗"]);
+    }
+}

@@ -1,0 +1,203 @@
+//! Rule packs: YAML files in a rules directory, compiled into one [`RuleSet`].
+//!
+//! The format is documented in docs/rules.md. Loading reports every problem
+//! of every file (see [`LoadError`]); a rule set is only built when there is
+//! none.
+
+pub mod compile;
+pub mod kinds;
+pub mod spec;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Code, Diagnostic, Pos};
+use crate::finding::Severity;
+use crate::matcher::{Matcher, MatcherBuilder};
+use kinds::ContentCheck;
+
+/// What every rule declares besides its check.
+#[derive(Debug, Clone)]
+pub struct RuleMeta {
+    pub id: String,
+    pub pack: String,
+    pub severity: Severity,
+    pub message: String,
+    pub message_en: Option<String>,
+    pub clause: Vec<String>,
+    pub tags: Vec<String>,
+    pub suggestion: Option<String>,
+    /// Where the rule is defined (its `id`).
+    pub path: PathBuf,
+    pub pos: Pos,
+}
+
+/// An example text of a rule, with where it is written.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub text: String,
+    pub pos: Pos,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub meta: RuleMeta,
+    pub check: Box<dyn ContentCheck>,
+    /// Texts the rule must flag / must let pass.
+    pub flag: Vec<Example>,
+    pub pass: Vec<Example>,
+}
+
+/// All rules of all packs, with the one matcher they share.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub matcher: Matcher,
+    /// The pack files loaded, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// Every problem found while loading, with the sources to show snippets.
+#[derive(Debug)]
+pub struct LoadError {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: HashMap<PathBuf, String>,
+}
+
+impl LoadError {
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            out.push_str(&d.render(self.sources.get(&d.path).map(String::as_str), color));
+        }
+        let n = self.diagnostics.len();
+        out.push_str(&format!(
+            "{n} error{} in rule files\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        out
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Rule pack files of a directory (`*.yaml`, `*.yml`, sorted by name), or
+/// the file itself when `path` is a file.
+pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let p = entry?.path();
+        let is_yaml = p
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads and compiles every pack under `path` (a directory or one file).
+pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
+    let mut diags = Vec::new();
+    let mut sources = HashMap::new();
+    let files = match pack_files(path) {
+        Ok(f) => f,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                path,
+                Pos::FILE,
+                Code::Unreadable,
+                format!("cannot read the rules directory: {}", compile::io_reason(&e)),
+            ));
+            return Err(LoadError {
+                diagnostics: diags,
+                sources,
+            });
+        }
+    };
+    if files.is_empty() {
+        diags.push(Diagnostic::new(
+            path,
+            Pos::FILE,
+            Code::Unreadable,
+            "no rule packs (*.yaml) found here",
+        ));
+    }
+    let mut builder = MatcherBuilder::new();
+    let mut rules = Vec::new();
+    for file in &files {
+        let src = match std::fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(_) => {
+                    diags.push(Diagnostic::new(
+                        file,
+                        Pos::FILE,
+                        Code::Unreadable,
+                        "not valid UTF-8; save rule files as UTF-8",
+                    ));
+                    continue;
+                }
+            },
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    file,
+                    Pos::FILE,
+                    Code::Unreadable,
+                    format!("cannot read: {}", compile::io_reason(&e)),
+                ));
+                continue;
+            }
+        };
+        compile::compile_pack(file, &src, &mut builder, &mut diags, &mut sources, &mut rules);
+        sources.insert(file.clone(), src);
+    }
+    check_unique_ids(&rules, &mut diags);
+    if !diags.is_empty() {
+        return Err(LoadError {
+            diagnostics: diags,
+            sources,
+        });
+    }
+    Ok(RuleSet {
+        rules,
+        matcher: builder.build(),
+        files,
+    })
+}
+
+fn check_unique_ids(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &RuleMeta> = HashMap::new();
+    for r in rules {
+        if let Some(first) = seen.get(r.meta.id.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    &r.meta.path,
+                    r.meta.pos,
+                    Code::DuplicateId,
+                    format!("rule id `{}` is already used", r.meta.id),
+                )
+                .with_note(format!(
+                    "first defined at {}:{}:{}",
+                    first.path.display(),
+                    first.pos.line,
+                    first.pos.column
+                )),
+            );
+        } else {
+            seen.insert(&r.meta.id, &r.meta);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Raw rule-pack specs, exactly as written in YAML, with source locations.
+//!
+//! These types only describe the file's shape; [`super::compile`] turns them
+//! into validated rules. Every value a diagnostic may point at is wrapped in
+//! [`Spanned`]. The YAML is shaped `check: { phrases: {...} }` (an externally
+//! tagged enum) because serde's internally tagged enums and `flatten` buffer
+//! values and lose their locations.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use super::kinds::RawCheck;
+
+/// The top of a pack file. Rules are kept opaque here and parsed one by one,
+/// so that a mistake in one rule does not hide the mistakes in the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPackHeader {
+    /// Display name of the pack; defaults to the file name.
+    #[serde(default)]
+    pub pack: Option<Spanned<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Exceptions that apply to every `phrases` rule of the pack.
+    #[serde(default)]
+    pub exceptions: Option<Spanned<RawTerms>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<IgnoredAny>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: Spanned<String>,
+    pub severity: Spanned<String>,
+    /// Shown to people (Chinese).
+    pub message: Spanned<String>,
+    /// English message, for English e-mail and logs.
+    #[serde(default)]
+    pub message_en: Option<String>,
+    /// Regulation clause(s) and law article(s): `5.3`, `广告法第十七条`.
+    pub clause: Spanned<OneOrMany>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    #[serde(default)]
+    pub examples: Option<RawExamples>,
+    pub check: Spanned<RawCheck>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Texts the rule must flag and texts it must let pass; run by `complyd rules test`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawExamples {
+    #[serde(default)]
+    pub flag: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub pass: Vec<Spanned<String>>,
+}
+
+/// A group of literal phrases and regexes, used wherever a rule names
+/// "something to look for": hits, exceptions, triggers, markers.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTerms {
+    /// Literal phrases; matched after folding (see docs/rules.md).
+    #[serde(default)]
+    pub terms: Vec<Spanned<String>>,
+    /// Plain-text files, one phrase per line, `#` starts a comment; paths
+    /// are relative to the pack file.
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    /// Regular expressions (Rust `regex` syntax, case-insensitive).
+    #[serde(default)]
+    pub regex: Vec<Spanned<String>>,
+}

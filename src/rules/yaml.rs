@@ -1,0 +1,187 @@
+//! Safe YAML parsing for rule files, and YAML errors as diagnostics.
+//!
+//! Rule files come from people, and may come from anywhere: parsing runs under
+//! explicit budgets (alias expansion, nesting, node count) so that a
+//! billion-laughs file is an error in microseconds, and duplicate keys are
+//! errors rather than silently resolved.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::{Budget, DuplicateKeyPolicy, Error, Options, options::AliasLimits};
+
+use crate::diag::{Code, Diagnostic, Pos};
+
+/// Budgets sized for rule files: big phrase lists belong in `files:`, so a
+/// pack stays small.
+pub fn options() -> Options {
+    let mut budget = Budget::default();
+    budget.max_nodes = 200_000;
+    budget.max_depth = 32;
+    budget.max_aliases = 2_000;
+    budget.max_anchors = 2_000;
+    budget.max_events = 1_000_000;
+    budget.max_total_scalar_bytes = 32 << 20;
+    let mut opts = Options::default();
+    opts.budget = Some(budget);
+    let mut alias = AliasLimits::default();
+    alias.max_total_replayed_events = 20_000;
+    alias.max_replay_stack_depth = 16;
+    alias.max_alias_expansions_per_anchor = 1_000;
+    opts.alias_limits = alias;
+    opts.duplicate_keys = DuplicateKeyPolicy::Error;
+    opts.with_snippet = false;
+    opts
+}
+
+pub fn parse<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, Diagnostic> {
+    serde_saphyr::from_str_with_options(src, options()).map_err(|e| to_diagnostic(path, &e))
+}
+
+/// Turns a YAML error into a diagnostic with a stable code and a message
+/// written for rule authors.
+pub fn to_diagnostic(path: &Path, err: &Error) -> Diagnostic {
+    // Report at the use site of an alias, but classify by the original error.
+    let pos = err.location().map_or(Pos::FILE, |l| Pos::from(&l));
+    let mut err = err;
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = err {
+        err = error;
+    }
+    let (code, message) = match err {
+        Error::DuplicateMappingKey { key, .. } => (
+            Code::DuplicateKey,
+            match key {
+                Some(k) => format!("duplicate key `{k}`: each key may appear only once here"),
+                None => "duplicate key: each key may appear only once here".to_string(),
+            },
+        ),
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => (Code::UnknownKey, unknown(&format!("key `{field}`"), field, expected)),
+        Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => (
+            Code::UnknownKind,
+            unknown(&format!("rule kind `{variant}`"), variant, expected),
+        ),
+        Error::SerdeMissingField { field, .. } => {
+            (Code::MissingKey, format!("missing required key `{field}`"))
+        }
+        Error::ExpectedMappingEndAfterEnumVariantValue { .. } => (
+            Code::InvalidValue,
+            "`check:` must hold exactly one rule kind".to_string(),
+        ),
+        Error::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | Error::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => (
+            Code::WrongType,
+            format!("expected {expected}, found {unexpected}"),
+        ),
+        Error::Budget { .. }
+        | Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. }
+        | Error::AliasReplayCounterOverflow { .. } => (
+            Code::YamlLimits,
+            format!(
+                "the file exceeds the safety limits for rule files ({}): anchors and aliases \
+                 expand too far, the nesting is too deep, or it is too large; put long phrase \
+                 lists in `files:`",
+                strip_location(&err.to_string())
+            ),
+        ),
+        Error::Unexpected { .. }
+        | Error::InvalidScalar { .. }
+        | Error::NullIntoString { .. }
+        | Error::SerdeInvalidLength { .. } => (Code::WrongType, strip_location(&err.to_string())),
+        other => (Code::YamlSyntax, strip_location(&other.to_string())),
+    };
+    Diagnostic::new(path, pos, code, message)
+}
+
+fn unknown(what: &str, got: &str, expected: &[&str]) -> String {
+    let mut msg = format!("unknown {what}; expected one of: {}", expected.join(", "));
+    if let Some(best) = expected
+        .iter()
+        .map(|e| (edit_distance(got, e), e))
+        .filter(|&(d, _)| d <= 2)
+        .min()
+    {
+        msg.push_str(&format!(" (did you mean `{}`?)", best.1));
+    }
+    msg
+}
+
+fn strip_location(s: &str) -> String {
+    let s = s.strip_prefix("error: ").unwrap_or(s);
+    let s = s.lines().next().unwrap_or(s);
+    // "line 2 column 3: msg" (with snippet) or "msg at line 2, column 3".
+    let s = match s.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => s,
+    };
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn alias_bomb_fails_fast() {
+        let mut src = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(",");
+            src.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let t = Instant::now();
+        let err = parse::<BTreeMap<String, serde::de::IgnoredAny>>(Path::new("bomb.yaml"), &src)
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert_eq!(err.code, Code::YamlLimits, "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_fails() {
+        let src = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse::<BTreeMap<String, serde::de::IgnoredAny>>(Path::new("deep.yaml"), &src)
+            .unwrap_err();
+        assert!(matches!(err.code, Code::YamlLimits | Code::YamlSyntax), "{err:?}");
+    }
+
+    #[test]
+    fn suggests_close_keys() {
+        assert_eq!(edit_distance("chek", "check"), 1);
+        assert!(unknown("key `chek`", "chek", &["id", "check"]).contains("did you mean `check`"));
+    }
+}
