@@ -118,6 +118,9 @@ pub fn check_document(rules: &RuleSet, path: &Path, doc: &Document) -> Vec<Findi
 /// Line and column (1-based, in characters) of byte `offset` of a unit.
 fn locate(unit: &TextUnit, offset: usize) -> (u32, u32) {
     let before = &unit.text[..offset];
+    if let Some(cols) = &unit.columns {
+        return (unit.line, cols[before.chars().count()]);
+    }
     let newlines = before.bytes().filter(|&b| b == b'\n').count() as u32;
     match before.rfind('\n') {
         Some(nl) => (
@@ -139,6 +142,7 @@ mod tests {
             column,
             field: None,
             cue: None,
+            columns: None,
         }
     }
 

@@ -22,7 +22,11 @@ pub const RULES_ENV: &str = "COMPLYD_RULES";
 pub const INSTALLED_RULES: &str = "/etc/complyd/rules";
 
 #[derive(Debug, Parser)]
-#[command(name = "complyd", version, about = "Compliance checker for health-product content and customer service")]
+#[command(
+    name = "complyd",
+    version,
+    about = "Compliance checker for health-product content and customer service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -154,6 +154,9 @@ pub fn write_human(out: &mut dyn Write, f: &Finding, color: bool) -> io::Result<
     if let Some(field) = &f.field {
         write!(out, "  {dim}[{field}]{reset}")?;
     }
+    if let Some(enc) = f.encoding {
+        write!(out, "  {dim}[decoded as {enc}]{reset}")?;
+    }
     if let Some(detail) = f.detail.as_ref().filter(|_| f.rule != NOT_CHECKED) {
         write!(out, "  {dim}({detail}){reset}")?;
     }

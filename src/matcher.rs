@@ -460,8 +460,13 @@ mod tests {
     fn rejects_empty_phrases_and_bad_regexes() {
         let mut b = MatcherBuilder::new();
         let s = b.new_slot();
-        assert_eq!(b.add_phrase(s, " ，！"), Err(PatternError::EmptyAfterFolding));
-        assert!(matches!(b.add_regex(s, "(abc"), Err(PatternError::Regex(m)) if m.contains("unclosed")));
+        assert_eq!(
+            b.add_phrase(s, " ，！"),
+            Err(PatternError::EmptyAfterFolding)
+        );
+        assert!(
+            matches!(b.add_regex(s, "(abc"), Err(PatternError::Regex(m)) if m.contains("unclosed"))
+        );
         assert_eq!(b.add_regex(s, "a*"), Err(PatternError::RegexMatchesEmpty));
     }
 

@@ -25,6 +25,7 @@ pub fn rules_firing(rules: &RuleSet, text: &str) -> Vec<String> {
             column: 1,
             field: None,
             cue: None,
+            columns: None,
         }],
         encoding: "UTF-8",
         had_replacements: false,

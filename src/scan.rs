@@ -37,9 +37,7 @@ impl ScanSummary {
         );
         if self.findings > 0 {
             let [c, h, m, l] = self.by_severity;
-            s.push_str(&format!(
-                " ({c} critical, {h} high, {m} medium, {l} low)"
-            ));
+            s.push_str(&format!(" ({c} critical, {h} high, {m} medium, {l} low)"));
         }
         if self.hidden_skipped > 0 {
             s.push_str(&format!(
@@ -115,7 +113,10 @@ pub fn scan(
 ) {
     for path in files {
         let findings = check_file(rules, path, &opts.limits);
-        if findings.iter().any(|f| f.rule == crate::finding::NOT_CHECKED) {
+        if findings
+            .iter()
+            .any(|f| f.rule == crate::finding::NOT_CHECKED)
+        {
             summary.files_not_checked += 1;
         } else {
             summary.files_checked += 1;

@@ -78,7 +78,9 @@ impl Cx<'_> {
             self.error(
                 at,
                 Code::EmptyPhrases,
-                format!("{what}: no phrases or regexes to look for (add `terms:`, `files:` or `regex:`)"),
+                format!(
+                    "{what}: no phrases or regexes to look for (add `terms:`, `files:` or `regex:`)"
+                ),
             );
             return None;
         }
@@ -113,7 +115,10 @@ impl Cx<'_> {
                 self.error(
                     at,
                     Code::PhraseFile,
-                    format!("phrase file {} is not valid UTF-8; save it as UTF-8", full.display()),
+                    format!(
+                        "phrase file {} is not valid UTF-8; save it as UTF-8",
+                        full.display()
+                    ),
                 );
                 return None;
             }
@@ -121,7 +126,11 @@ impl Cx<'_> {
                 self.error(
                     at,
                     Code::PhraseFile,
-                    format!("cannot read phrase file {}: {}", full.display(), io_reason(&e)),
+                    format!(
+                        "cannot read phrase file {}: {}",
+                        full.display(),
+                        io_reason(&e)
+                    ),
                 );
                 return None;
             }
@@ -137,7 +146,9 @@ impl Cx<'_> {
                 Ok(()) => count += 1,
                 Err(e) => {
                     ok = false;
-                    let col = line.find(phrase).map_or(1, |b| line[..b].chars().count() + 1);
+                    let col = line
+                        .find(phrase)
+                        .map_or(1, |b| line[..b].chars().count() + 1);
                     self.diags.push(Diagnostic::new(
                         &full,
                         Pos::new(n as u32 + 1, col as u32, phrase.chars().count() as u32),
@@ -230,7 +241,9 @@ fn parse_rules(
         };
         line >= 1 && line <= lines.len() && {
             let start = lines[line - 1];
-            src[start..off as usize].chars().all(|c| c == ' ' || c == '-')
+            src[start..off as usize]
+                .chars()
+                .all(|c| c == ' ' || c == '-')
         }
     });
     if !block_style {
@@ -259,6 +272,12 @@ fn parse_rules(
         sub.push_str(&src[off..end]);
         match yaml::parse::<RawRule>(path, &sub) {
             Ok(rule) => out.push(rule),
+            // serde notices a missing key at the end of the mapping; the
+            // rule's first line is the better place to point at.
+            Err(mut d) if d.code == Code::MissingKey => {
+                d.pos = Pos::new(line as u32, col as u32, 1);
+                diags.push(d);
+            }
             Err(d) => diags.push(d),
         }
     }
@@ -313,7 +332,11 @@ fn compile_rule(cx: &mut Cx<'_>, pack: &str, raw: RawRule) -> Option<Rule> {
     }
     if raw.message.value.trim().is_empty() {
         ok = false;
-        cx.error(pos_of(&raw.message), Code::InvalidValue, "`message` is empty");
+        cx.error(
+            pos_of(&raw.message),
+            Code::InvalidValue,
+            "`message` is empty",
+        );
     }
     let clause_pos = pos_of(&raw.clause);
     let clause = raw.clause.value.into_vec();

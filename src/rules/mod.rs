@@ -97,9 +97,7 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(path)? {
         let p = entry?.path();
-        let is_yaml = p
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml");
+        let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
         if is_yaml && p.is_file() {
             files.push(p);
         }
@@ -119,7 +117,10 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
                 path,
                 Pos::FILE,
                 Code::Unreadable,
-                format!("cannot read the rules directory: {}", compile::io_reason(&e)),
+                format!(
+                    "cannot read the rules directory: {}",
+                    compile::io_reason(&e)
+                ),
             ));
             return Err(LoadError {
                 diagnostics: diags,
@@ -161,11 +162,29 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
                 continue;
             }
         };
-        compile::compile_pack(file, &src, &mut builder, &mut diags, &mut sources, &mut rules);
+        compile::compile_pack(
+            file,
+            &src,
+            &mut builder,
+            &mut diags,
+            &mut sources,
+            &mut rules,
+        );
         sources.insert(file.clone(), src);
     }
     check_unique_ids(&rules, &mut diags);
     if !diags.is_empty() {
+        // Files in load order, then by position: the order people read them.
+        let order: HashMap<&PathBuf, usize> =
+            files.iter().enumerate().map(|(i, f)| (f, i)).collect();
+        diags.sort_by_key(|d| {
+            (
+                order.get(&d.path).copied().unwrap_or(usize::MAX),
+                d.path.clone(),
+                d.pos.line,
+                d.pos.column,
+            )
+        });
         return Err(LoadError {
             diagnostics: diags,
             sources,

@@ -57,7 +57,10 @@ pub fn to_diagnostic(path: &Path, err: &Error) -> Diagnostic {
         ),
         Error::SerdeUnknownField {
             field, expected, ..
-        } => (Code::UnknownKey, unknown(&format!("key `{field}`"), field, expected)),
+        } => (
+            Code::UnknownKey,
+            unknown(&format!("key `{field}`"), field, expected),
+        ),
         Error::SerdeUnknownVariant {
             variant, expected, ..
         } => (
@@ -97,13 +100,24 @@ pub fn to_diagnostic(path: &Path, err: &Error) -> Diagnostic {
                 strip_location(&err.to_string())
             ),
         ),
-        Error::Unexpected { .. }
-        | Error::InvalidScalar { .. }
+        Error::Unexpected { expected, .. } => (Code::WrongType, expected_shape(expected)),
+        Error::InvalidScalar { .. }
         | Error::NullIntoString { .. }
         | Error::SerdeInvalidLength { .. } => (Code::WrongType, strip_location(&err.to_string())),
         other => (Code::YamlSyntax, strip_location(&other.to_string())),
     };
     Diagnostic::new(path, pos, code, message)
+}
+
+/// Says what shape was expected in words rule authors use.
+fn expected_shape(expected: &str) -> String {
+    let what = match expected {
+        "sequence start" => "a list (`[a, b]`, or one `- item` per line)",
+        "mapping start" => "a mapping (`key: value` lines)",
+        "string scalar" => "a text value",
+        other => other,
+    };
+    format!("expected {what} here")
 }
 
 fn unknown(what: &str, got: &str, expected: &[&str]) -> String {
@@ -167,7 +181,11 @@ mod tests {
         let t = Instant::now();
         let err = parse::<BTreeMap<String, serde::de::IgnoredAny>>(Path::new("bomb.yaml"), &src)
             .unwrap_err();
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(err.code, Code::YamlLimits, "{err:?}");
     }
 
@@ -176,7 +194,10 @@ mod tests {
         let src = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
         let err = parse::<BTreeMap<String, serde::de::IgnoredAny>>(Path::new("deep.yaml"), &src)
             .unwrap_err();
-        assert!(matches!(err.code, Code::YamlLimits | Code::YamlSyntax), "{err:?}");
+        assert!(
+            matches!(err.code, Code::YamlLimits | Code::YamlSyntax),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl ContentCheck for PhrasesCheck {
             if self.exceptions.iter().any(|&ex| doc.covered(ex, hit)) {
                 continue;
             }
-            emit(Flag { at: hit, detail: None });
+            emit(Flag {
+                at: hit,
+                detail: None,
+            });
         }
     }
 }

@@ -1,0 +1,400 @@
+//! `*.post.json`: social-media post metadata (title, caption, hashtags).
+//!
+//! serde_json validates and unescapes but reports no spans, so a small
+//! scanner walks the same source to find where each string value starts.
+//! It only has to handle JSON serde_json already accepted.
+
+use serde_json::Value;
+
+use super::TextUnit;
+
+/// Units for the checked fields, in the order title, caption, hashtags;
+/// Err is the NotChecked reason.
+pub(crate) fn extract(source: &str) -> Result<Vec<TextUnit>, String> {
+    let value: Value = serde_json::from_str(source).map_err(|e| {
+        // Display appends " at line L column C"; the reason puts it first.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let msg = full.strip_suffix(&suffix).unwrap_or(&full);
+        format!(
+            "invalid JSON at line {}, column {}: {msg}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let Value::Object(map) = value else {
+        return Err(format!(
+            "post.json must be a JSON object, found {}",
+            type_name(&value)
+        ));
+    };
+    let positions = scan_positions(source);
+    let mut units = Vec::new();
+    let mut push = |field: String, text: &str| {
+        if text.is_empty() {
+            return;
+        }
+        let found = positions.iter().find(|(f, _, _)| *f == field);
+        let (line, column) = found.map_or((1, 1), |&(_, pos, _)| pos);
+        let columns = found.and_then(|(_, _, raw)| escape_columns(raw, column, text));
+        units.push(TextUnit {
+            text: text.to_owned(),
+            line,
+            column,
+            field: Some(field),
+            cue: None,
+            columns,
+        });
+    };
+    // A present field of the wrong type is refused rather than skipped:
+    // silently passing an unchecked caption would be worse than a warning.
+    for key in ["title", "caption"] {
+        match map.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => push(key.to_owned(), s),
+            Some(other) => {
+                return Err(format!(
+                    "\"{key}\" must be a string, found {}",
+                    type_name(other)
+                ));
+            }
+        }
+    }
+    match map.get("hashtags") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let Value::String(s) = item else {
+                    return Err(format!(
+                        "\"hashtags[{i}]\" must be a string, found {}",
+                        type_name(item)
+                    ));
+                };
+                push(format!("hashtags[{i}]"), s);
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"hashtags\" must be an array of strings, found {}",
+                type_name(other)
+            ));
+        }
+    }
+    Ok(units)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Cursor over the source that tracks 1-based line and char column.
+struct Scanner<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: u32,
+    column: u32,
+}
+
+impl Scanner<'_> {
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        if c == '\n' {
+            self.line += 1;
+            self.column = 1;
+        } else {
+            self.column += 1;
+        }
+        Some(c)
+    }
+
+    fn skip_ws(&mut self) {
+        while self
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
+            self.bump();
+        }
+    }
+
+    /// Consumes a string starting at its opening quote; returns the
+    /// position just past the quote and the raw (still escaped) content.
+    fn string(&mut self) -> Option<((u32, u32), String)> {
+        if self.bump()? != '"' {
+            return None;
+        }
+        let start = (self.line, self.column);
+        let mut raw = String::new();
+        loop {
+            match self.bump()? {
+                '"' => return Some((start, raw)),
+                '\\' => {
+                    raw.push('\\');
+                    raw.push(self.bump()?);
+                }
+                c => raw.push(c),
+            }
+        }
+    }
+
+    /// Skips any value; positions inside it are not needed.
+    fn skip_value(&mut self) -> Option<()> {
+        self.skip_ws();
+        match self.peek()? {
+            '"' => {
+                self.string()?;
+            }
+            '{' | '[' => {
+                let mut depth = 0u32;
+                loop {
+                    match self.peek()? {
+                        '"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        '{' | '[' => depth += 1,
+                        '}' | ']' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                    self.bump();
+                    if depth == 0 {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                while self
+                    .peek()
+                    .is_some_and(|c| !matches!(c, ',' | '}' | ']') && !c.is_whitespace())
+                {
+                    self.bump();
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+/// A wanted field: name, where its string content starts, its raw source.
+type Found = (String, (u32, u32), String);
+
+/// Source columns of each unescaped character (see `TextUnit::columns`);
+/// `None` when the raw text has no escapes, or does not unescape to `text`.
+fn escape_columns(raw: &str, start: u32, text: &str) -> Option<Vec<u32>> {
+    if !raw.contains('\\') {
+        return None;
+    }
+    let mut cols = Vec::with_capacity(text.len() + 1);
+    let mut col = start;
+    let mut it = raw.chars().peekable();
+    while let Some(c) = it.next() {
+        cols.push(col);
+        let width = match (c, it.peek()) {
+            ('\\', Some('u')) => {
+                // \uXXXX, or a surrogate pair \uD83D\uDE00 for one character.
+                let hex: String = it.clone().skip(1).take(4).collect();
+                let unit = u16::from_str_radix(&hex, 16).ok()?;
+                let pair = (0xD800..0xDC00).contains(&unit);
+                let n = if pair { 12 } else { 6 };
+                for _ in 0..n - 1 {
+                    it.next();
+                }
+                n
+            }
+            ('\\', Some(_)) => {
+                it.next();
+                2
+            }
+            _ => 1,
+        };
+        col += width;
+    }
+    cols.push(col);
+    (cols.len() == text.chars().count() + 1).then_some(cols)
+}
+
+/// Where each wanted field's string content starts. Later duplicates replace
+/// earlier ones,
+/// matching serde_json's map semantics; the scanner stops quietly on
+/// anything surprising and callers fall back to (1, 1).
+fn scan_positions(source: &str) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut s = Scanner {
+        chars: source.chars().peekable(),
+        line: 1,
+        column: 1,
+    };
+    let _ = scan_object(&mut s, &mut found);
+    found
+}
+
+fn scan_object(s: &mut Scanner<'_>, found: &mut Vec<Found>) -> Option<()> {
+    s.skip_ws();
+    if s.bump()? != '{' {
+        return None;
+    }
+    loop {
+        s.skip_ws();
+        if s.peek()? == '}' {
+            return Some(());
+        }
+        let (_, raw_key) = s.string()?;
+        let key = serde_json::from_str::<String>(&format!("\"{raw_key}\"")).ok()?;
+        s.skip_ws();
+        if s.bump()? != ':' {
+            return None;
+        }
+        s.skip_ws();
+        match (key.as_str(), s.peek()?) {
+            ("title" | "caption", '"') => {
+                let (pos, raw) = s.string()?;
+                found.retain(|(f, _, _)| *f != key);
+                found.push((key, pos, raw));
+            }
+            ("hashtags", '[') => {
+                found.retain(|(f, _, _)| !f.starts_with("hashtags["));
+                s.bump();
+                let mut i = 0usize;
+                loop {
+                    s.skip_ws();
+                    match s.peek()? {
+                        ']' => {
+                            s.bump();
+                            break;
+                        }
+                        ',' => {
+                            s.bump();
+                        }
+                        '"' => {
+                            let (pos, raw) = s.string()?;
+                            found.push((format!("hashtags[{i}]"), pos, raw));
+                            i += 1;
+                        }
+                        _ => {
+                            s.skip_value()?;
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => s.skip_value()?,
+        }
+        s.skip_ws();
+        if s.peek()? == ',' {
+            s.bump();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(units: &'a [TextUnit], field: &str) -> &'a TextUnit {
+        units
+            .iter()
+            .find(|u| u.field.as_deref() == Some(field))
+            .unwrap_or_else(|| panic!("no unit for {field}"))
+    }
+
+    #[test]
+    fn fields_and_positions() {
+        let src = "{\n  \"id\": 42,\n  \"meta\": {\"title\": \"不是这个\", \"x\": [1, {\"y\": \"]\"}]},\n  \"title\": \"降压神器\",\n\t\"caption\":   \"坚持服用，根治高血压，100%有效！\",\n  \"hashtags\": [\"养生\", \"\",\n     \"根治\"]\n}\n";
+        let units = extract(src).unwrap();
+        let fields: Vec<_> = units.iter().map(|u| u.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["title", "caption", "hashtags[0]", "hashtags[2]"]);
+        let title = find(&units, "title");
+        assert_eq!(
+            (title.text.as_str(), title.line, title.column),
+            ("降压神器", 4, 13)
+        );
+        let caption = find(&units, "caption");
+        assert_eq!((caption.line, caption.column), (5, 16));
+        let tag = find(&units, "hashtags[2]");
+        assert_eq!((tag.text.as_str(), tag.line, tag.column), ("根治", 7, 7));
+        assert_eq!(find(&units, "hashtags[0]").column, 17);
+    }
+
+    #[test]
+    fn escapes_are_unescaped_and_position_is_string_start() {
+        let src = r#"{"caption": "\u6839\u6cbb \"\u5fc5\u6548\"", "tit\u006ce": "x"}"#;
+        let units = extract(src).unwrap();
+        assert_eq!(find(&units, "caption").text, "根治 \"必效\"");
+        assert_eq!(find(&units, "caption").column, 14);
+        // The key was written with an escape; serde_json still calls it "title".
+        assert_eq!(find(&units, "title").column, 61);
+    }
+
+    #[test]
+    fn columns_follow_escapes() {
+        let src = "{\"caption\": \"a\\n\\u6839治\"}";
+        let units = extract(src).unwrap();
+        let u = &units[0];
+        assert_eq!(u.text, "a\n根治");
+        // a at 14, \n at 15-16, \u6839 at 17-22, 治 at 23, end 24.
+        assert_eq!(u.columns.as_deref(), Some(&[14, 15, 17, 23, 24][..]));
+    }
+
+    #[test]
+    fn duplicate_key_uses_last_like_serde_json() {
+        let src = r#"{"title": "旧", "title": "新标题"}"#;
+        let units = extract(src).unwrap();
+        assert_eq!(units.len(), 1);
+        assert_eq!((units[0].text.as_str(), units[0].column), ("新标题", 26));
+    }
+
+    #[test]
+    fn crlf_source() {
+        let src = "{\r\n\"title\": \"一\",\r\n\"caption\": \"二\"\r\n}";
+        let units = extract(src).unwrap();
+        assert_eq!((units[1].line, units[1].column), (3, 13));
+    }
+
+    #[test]
+    fn invalid_json_reports_position() {
+        let err = extract("{\n  \"title\": \"a\",\n    oops\n}").unwrap_err();
+        assert!(
+            err.starts_with("invalid JSON at line 3, column 5: "),
+            "{err}"
+        );
+        assert!(!err.contains(" at line 3 column 5"), "{err}");
+    }
+
+    #[test]
+    fn non_object_is_refused() {
+        assert_eq!(
+            extract("[\"根治\"]").unwrap_err(),
+            "post.json must be a JSON object, found an array"
+        );
+    }
+
+    #[test]
+    fn wrong_field_types_are_refused() {
+        assert_eq!(
+            extract(r#"{"title": 5}"#).unwrap_err(),
+            "\"title\" must be a string, found a number"
+        );
+        assert_eq!(
+            extract(r#"{"hashtags": ["a", 1]}"#).unwrap_err(),
+            "\"hashtags[1]\" must be a string, found a number"
+        );
+        assert_eq!(
+            extract(r#"{"hashtags": "根治"}"#).unwrap_err(),
+            "\"hashtags\" must be an array of strings, found a string"
+        );
+    }
+
+    #[test]
+    fn nulls_and_missing_fields_are_fine() {
+        assert_eq!(extract(r#"{"title": null, "likes": 3}"#).unwrap(), vec![]);
+    }
+}
