@@ -1,0 +1,204 @@
+//! The command line as users run it: output shapes and exit codes.
+
+use assert_cmd::Command;
+
+fn complyd() -> Command {
+    let mut c = Command::cargo_bin("complyd").unwrap();
+    c.env_remove("COMPLYD_RULES").env("NO_COLOR", "1");
+    c
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn scan_clean_file_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "ok.txt", "今天天气很好，注意休息。\n");
+    let out = complyd()
+        .args(["scan", "--rules", "rules"])
+        .arg(&f)
+        .assert()
+        .code(0);
+    let o = out.get_output();
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 file checked, 0 not checked; 0 findings"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scan_findings_human_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "draft.txt", "第一行\n本品可根 治高血压\n");
+    let out = complyd()
+        .args(["scan", "--rules", "rules"])
+        .arg(&f)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let expected = format!(
+        "{}:2:4  critical  disease-treatment  非药品宣称疾病治疗功效（广告法第十七条）  «根 治»  → 删除治疗、治愈等医疗用语；保健食品不得宣称疾病预防、治疗功能\n",
+        f.display()
+    );
+    assert_eq!(stdout, expected);
+}
+
+#[test]
+fn scan_json_has_required_fields() {
+    let out = complyd()
+        .args([
+            "scan",
+            "--rules",
+            "rules",
+            "--format",
+            "json",
+            "examples/drop/sample.srt",
+        ])
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    for key in [
+        "rule",
+        "severity",
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "matched",
+        "message",
+        "clause",
+        "cue",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key} in {first}");
+    }
+    assert_eq!(first["rule"], "disease-treatment");
+    assert_eq!(first["matched"], "根治");
+    assert_eq!(first["cue"], "00:00:04,500");
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(7), Some(10))
+    );
+    assert_eq!(
+        (first["end_line"].as_u64(), first["end_column"].as_u64()),
+        (Some(7), Some(12))
+    );
+}
+
+#[test]
+fn scan_reports_gbk_and_binary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gbk, _, _) = encoding_rs::GBK.encode("这款产品能根治失眠，效果很好。");
+    std::fs::write(tmp.path().join("gbk.txt"), &gbk).unwrap();
+    std::fs::write(
+        tmp.path().join("clip.mp4"),
+        [0u8, 0, 0, 24, b'f', b't', b'y', b'p'],
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("blob.bin"), [1u8, 0, 2, 0, 3]).unwrap();
+    let out = complyd()
+        .args(["scan", "--rules", "rules", "--format", "json"])
+        .arg(tmp.path())
+        .assert()
+        .code(1);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let gbk_hit = lines
+        .iter()
+        .find(|v| v["rule"] == "disease-treatment")
+        .unwrap();
+    assert_eq!(gbk_hit["encoding"], "GB18030");
+    assert_eq!(gbk_hit["matched"], "根治");
+    let not_checked: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["rule"] == "not-checked")
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(not_checked.len(), 2, "{lines:?}");
+    let err = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(err.contains("1 file checked, 2 not checked"), "{err}");
+}
+
+#[test]
+fn scan_missing_path_is_usage_error() {
+    complyd()
+        .args(["scan", "--rules", "rules", "no/such/file.txt"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn scan_without_paths_is_usage_error() {
+    complyd().args(["scan"]).assert().code(2);
+}
+
+#[test]
+fn scan_with_invalid_rules_exits_78() {
+    complyd()
+        .args([
+            "scan",
+            "--rules",
+            "tests/fixtures/bad/unknown-key",
+            "examples/drop",
+        ])
+        .assert()
+        .code(78);
+}
+
+#[test]
+fn rules_dir_from_environment() {
+    complyd()
+        .env("COMPLYD_RULES", "tests/fixtures/bad/unknown-key")
+        .args(["rules", "validate"])
+        .assert()
+        .code(78);
+}
+
+#[test]
+fn validate_reports_every_error_with_snippets() {
+    let out = complyd()
+        .args(["rules", "validate", "tests/fixtures/bad/many-errors"])
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(err.matches("error[").count(), 4, "{err}");
+    assert!(err.contains("tests/fixtures/bad/many-errors/pack.yaml:5:15: error[invalid-value]"));
+    assert!(err.ends_with("4 errors in rule files\n"), "{err}");
+}
+
+#[test]
+fn validate_shipped_rules_exits_0() {
+    complyd()
+        .args(["rules", "validate", "rules"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn rules_test_shipped_exits_0_and_failures_exit_1() {
+    complyd().args(["rules", "test", "rules"]).assert().code(0);
+    let out = complyd()
+        .args(["rules", "test", "tests/fixtures/bad/example-failed"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains(
+            "error[example-failed]: rule `cure`: example should be flagged but passed: «三个月治愈»"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 rules, 2 examples: 0 passed, 2 failed"),
+        "{err}"
+    );
+}

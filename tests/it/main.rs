@@ -1,0 +1,6 @@
+//! Integration tests (one binary; see Cargo.toml).
+
+mod cli;
+mod diagnostics;
+mod props;
+mod shipped_rules;
