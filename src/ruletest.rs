@@ -15,8 +15,8 @@ pub struct TestReport {
     pub failures: Vec<Diagnostic>,
 }
 
-/// Runs a text through all rules and returns the ids of the rules that fired.
-pub fn rules_firing(rules: &RuleSet, text: &str) -> Vec<String> {
+/// Runs a text through all rules; returns the findings.
+pub fn check_text(rules: &RuleSet, text: &str) -> Vec<crate::finding::Finding> {
     let doc = Document {
         kind: DocKind::Text,
         units: vec![TextUnit {
@@ -30,13 +30,7 @@ pub fn rules_firing(rules: &RuleSet, text: &str) -> Vec<String> {
         encoding: "UTF-8",
         had_replacements: false,
     };
-    let mut ids: Vec<String> = check_document(rules, Path::new("<example>"), &doc)
-        .into_iter()
-        .map(|f| f.rule)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    check_document(rules, Path::new("<example>"), &doc)
 }
 
 pub fn run(rules: &RuleSet) -> TestReport {
@@ -48,9 +42,13 @@ pub fn run(rules: &RuleSet) -> TestReport {
         for (examples, must_flag) in [(&rule.flag, true), (&rule.pass, false)] {
             for ex in examples {
                 report.examples += 1;
-                let fired = rules_firing(rules, &ex.text).contains(&rule.meta.id);
-                if fired != must_flag {
-                    report.failures.push(failure(rule, ex, must_flag));
+                let matched: Vec<String> = check_text(rules, &ex.text)
+                    .into_iter()
+                    .filter(|f| f.rule == rule.meta.id)
+                    .map(|f| f.matched)
+                    .collect();
+                if matched.is_empty() == must_flag {
+                    report.failures.push(failure(rule, ex, &matched));
                 }
             }
         }
@@ -58,16 +56,25 @@ pub fn run(rules: &RuleSet) -> TestReport {
     report
 }
 
-fn failure(rule: &Rule, ex: &Example, must_flag: bool) -> Diagnostic {
-    let what = if must_flag {
-        "should be flagged but passed"
+fn failure(rule: &Rule, ex: &Example, matched: &[String]) -> Diagnostic {
+    let what = if matched.is_empty() {
+        "should be flagged but passed".to_string()
     } else {
-        "should pass but was flagged"
+        let at: Vec<String> = matched.iter().map(|m| format!("«{m}»")).collect();
+        format!("should pass but was flagged at {}", at.join(", "))
     };
     Diagnostic::new(
         &rule.meta.path,
         ex.pos,
         Code::ExampleFailed,
-        format!("rule `{}`: example {what}: «{}»", rule.meta.id, ex.text),
+        format!(
+            "rule `{}`: example {what}: {}",
+            rule.meta.id,
+            quote(&ex.text)
+        ),
     )
+}
+
+fn quote(text: &str) -> String {
+    format!("«{}»", text.replace('\n', "⏎"))
 }

@@ -183,19 +183,24 @@ pub fn pos_of<T>(s: &Spanned<T>) -> Pos {
     Pos::from(&s.referenced)
 }
 
-/// Parses and compiles one pack file into `rules`, reporting into `diags`.
-pub fn compile_pack(
-    path: &Path,
-    src: &str,
-    builder: &mut MatcherBuilder,
-    diags: &mut Vec<Diagnostic>,
-    sources: &mut HashMap<PathBuf, String>,
-    rules: &mut Vec<Rule>,
-) {
+/// What loading accumulates across all pack files.
+#[derive(Debug, Default)]
+pub struct Loading {
+    pub builder: MatcherBuilder,
+    pub diags: Vec<Diagnostic>,
+    /// Sources of files read (rule files and phrase files), for snippets.
+    pub sources: HashMap<PathBuf, String>,
+    pub rules: Vec<Rule>,
+    /// Every parsed rule's id and place, also of rules with other errors.
+    pub ids: Vec<(String, PathBuf, Pos)>,
+}
+
+/// Parses and compiles one pack file.
+pub fn compile_pack(path: &Path, src: &str, acc: &mut Loading) {
     let header: RawPackHeader = match yaml::parse(path, src) {
         Ok(h) => h,
         Err(d) => {
-            diags.push(d);
+            acc.diags.push(d);
             return;
         }
     };
@@ -208,9 +213,9 @@ pub fn compile_pack(
         |p| p.value.clone(),
     );
     let mut cx = Cx {
-        builder,
-        diags,
-        sources,
+        builder: &mut acc.builder,
+        diags: &mut acc.diags,
+        sources: &mut acc.sources,
         path,
         pack_exceptions: None,
     };
@@ -218,8 +223,10 @@ pub fn compile_pack(
         cx.pack_exceptions = cx.terms(&ex.value, "pack exceptions", pos_of(ex));
     }
     for raw in parse_rules(path, src, &header, cx.diags) {
+        acc.ids
+            .push((raw.id.value.clone(), path.to_path_buf(), pos_of(&raw.id)));
         if let Some(rule) = compile_rule(&mut cx, &pack_name, raw) {
-            rules.push(rule);
+            acc.rules.push(rule);
         }
     }
 }

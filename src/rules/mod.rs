@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::finding::Severity;
-use crate::matcher::{Matcher, MatcherBuilder};
+use crate::matcher::Matcher;
 use kinds::ContentCheck;
 
 /// What every rule declares besides its check.
@@ -108,115 +108,83 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Loads and compiles every pack under `path` (a directory or one file).
 pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
-    let mut diags = Vec::new();
-    let mut sources = HashMap::new();
+    let mut acc = compile::Loading::default();
+    let unreadable = |p: &Path, msg: String| Diagnostic::new(p, Pos::FILE, Code::Unreadable, msg);
     let files = match pack_files(path) {
         Ok(f) => f,
         Err(e) => {
-            diags.push(Diagnostic::new(
-                path,
-                Pos::FILE,
-                Code::Unreadable,
-                format!(
-                    "cannot read the rules directory: {}",
-                    compile::io_reason(&e)
-                ),
-            ));
+            let msg = format!(
+                "cannot read the rules directory: {}",
+                compile::io_reason(&e)
+            );
             return Err(LoadError {
-                diagnostics: diags,
-                sources,
+                diagnostics: vec![unreadable(path, msg)],
+                sources: acc.sources,
             });
         }
     };
     if files.is_empty() {
-        diags.push(Diagnostic::new(
-            path,
-            Pos::FILE,
-            Code::Unreadable,
-            "no rule packs (*.yaml) found here",
-        ));
+        let msg = "no rule packs (*.yaml) found here".to_string();
+        acc.diags.push(unreadable(path, msg));
     }
-    let mut builder = MatcherBuilder::new();
-    let mut rules = Vec::new();
     for file in &files {
-        let src = match std::fs::read(file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(s) => s,
-                Err(_) => {
-                    diags.push(Diagnostic::new(
-                        file,
-                        Pos::FILE,
-                        Code::Unreadable,
-                        "not valid UTF-8; save rule files as UTF-8",
-                    ));
-                    continue;
-                }
-            },
+        let src = match std::fs::read(file).map(String::from_utf8) {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) => {
+                let msg = "not valid UTF-8; save rule files as UTF-8".to_string();
+                acc.diags.push(unreadable(file, msg));
+                continue;
+            }
             Err(e) => {
-                diags.push(Diagnostic::new(
-                    file,
-                    Pos::FILE,
-                    Code::Unreadable,
-                    format!("cannot read: {}", compile::io_reason(&e)),
-                ));
+                let msg = format!("cannot read: {}", compile::io_reason(&e));
+                acc.diags.push(unreadable(file, msg));
                 continue;
             }
         };
-        compile::compile_pack(
-            file,
-            &src,
-            &mut builder,
-            &mut diags,
-            &mut sources,
-            &mut rules,
-        );
-        sources.insert(file.clone(), src);
+        compile::compile_pack(file, &src, &mut acc);
+        acc.sources.insert(file.clone(), src);
     }
-    check_unique_ids(&rules, &mut diags);
-    if !diags.is_empty() {
+    check_unique_ids(&acc.ids, &mut acc.diags);
+    if !acc.diags.is_empty() {
         // Files in load order, then by position: the order people read them.
         let order: HashMap<&PathBuf, usize> =
             files.iter().enumerate().map(|(i, f)| (f, i)).collect();
-        diags.sort_by_key(|d| {
-            (
-                order.get(&d.path).copied().unwrap_or(usize::MAX),
-                d.path.clone(),
-                d.pos.line,
-                d.pos.column,
-            )
+        acc.diags.sort_by_key(|d| {
+            let file = order.get(&d.path).copied().unwrap_or(usize::MAX);
+            (file, d.path.clone(), d.pos.line, d.pos.column)
         });
         return Err(LoadError {
-            diagnostics: diags,
-            sources,
+            diagnostics: acc.diags,
+            sources: acc.sources,
         });
     }
     Ok(RuleSet {
-        rules,
-        matcher: builder.build(),
+        rules: acc.rules,
+        matcher: acc.builder.build(),
         files,
     })
 }
 
-fn check_unique_ids(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<&str, &RuleMeta> = HashMap::new();
-    for r in rules {
-        if let Some(first) = seen.get(r.meta.id.as_str()) {
+fn check_unique_ids(ids: &[(String, PathBuf, Pos)], diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, (&PathBuf, Pos)> = HashMap::new();
+    for (id, path, pos) in ids {
+        if let Some((first_path, first)) = seen.get(id.as_str()) {
             diags.push(
                 Diagnostic::new(
-                    &r.meta.path,
-                    r.meta.pos,
+                    path,
+                    *pos,
                     Code::DuplicateId,
-                    format!("rule id `{}` is already used", r.meta.id),
+                    format!("rule id `{id}` is already used"),
                 )
                 .with_note(format!(
                     "first defined at {}:{}:{}",
-                    first.path.display(),
-                    first.pos.line,
-                    first.pos.column
+                    first_path.display(),
+                    first.line,
+                    first.column
                 )),
             );
         } else {
-            seen.insert(&r.meta.id, &r.meta);
+            seen.insert(id, (path, *pos));
         }
     }
 }

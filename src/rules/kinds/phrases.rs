@@ -54,13 +54,9 @@ impl CheckSpec for Phrases {
 
 impl ContentCheck for PhrasesCheck {
     fn evaluate(&self, doc: &DocHits<'_>, emit: &mut dyn FnMut(Flag)) {
-        let mut last = None;
+        // Hits are de-duplicated per slot: a span found by a phrase and a
+        // regex is one finding.
         for &hit in doc.hits(self.hits) {
-            // The same span found twice (a phrase and a regex) is one finding.
-            if last == Some((hit.unit, hit.start, hit.end)) {
-                continue;
-            }
-            last = Some((hit.unit, hit.start, hit.end));
             if self.exceptions.iter().any(|&ex| doc.covered(ex, hit)) {
                 continue;
             }
