@@ -13,7 +13,7 @@
 //! text is built, and every hit maps back to the exact original bytes —
 //! including interference characters inside it (`根 @ 治`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -46,6 +46,9 @@ pub enum PatternError {
     Regex(String),
     /// The regex matches the empty string, which would flag every text.
     RegexMatchesEmpty,
+    /// The phrase folds to a single letter or digit (`C++` → `c`), which
+    /// would match that letter everywhere.
+    SingleLetter(String),
 }
 
 impl std::fmt::Display for PatternError {
@@ -59,6 +62,11 @@ impl std::fmt::Display for PatternError {
             PatternError::RegexMatchesEmpty => {
                 f.write_str("the regex matches empty text, so it would flag every document")
             }
+            PatternError::SingleLetter(folded) => write!(
+                f,
+                "the phrase folds to the single character `{folded}` (punctuation and symbols \
+                 are skipped), which would match it everywhere; use a regex such as `\\bc\\+\\+`"
+            ),
         }
     }
 }
@@ -85,6 +93,9 @@ impl MatcherBuilder {
         let folded = folder().fold_phrase(phrase);
         if folded.is_empty() {
             return Err(PatternError::EmptyAfterFolding);
+        }
+        if folded.len() == 1 && folded.as_bytes()[0].is_ascii_alphanumeric() {
+            return Err(PatternError::SingleLetter(folded));
         }
         let next = self.pattern_slots.len() as u32;
         let id = *self.index.entry(folded).or_insert(next);
@@ -118,11 +129,6 @@ impl MatcherBuilder {
     pub fn build(self) -> Matcher {
         let mut patterns: Vec<(String, u32)> = self.index.into_iter().collect();
         patterns.sort_unstable_by_key(|&(_, id)| id);
-        let max_chars = patterns
-            .iter()
-            .map(|(p, _)| p.chars().count())
-            .max()
-            .unwrap_or(1);
         let ac = if patterns.is_empty() {
             None
         } else {
@@ -161,9 +167,18 @@ impl MatcherBuilder {
                 .build()
                 .ok()
         };
-        let ring = (max_chars + 1).next_power_of_two();
+        let max_bytes = patterns.iter().map(|(p, _)| p.len()).max().unwrap_or(1);
+        // Keyed by folded byte position: must outlast the longest phrase.
+        let ring = (max_bytes + 1).next_power_of_two();
+        let alphabet: HashSet<char> = patterns.iter().flat_map(|(p, _)| p.chars()).collect();
+        let f = folder();
+        let table = (0..0x10000u32)
+            .map(|cp| char::from_u32(cp).map_or(SLOW, |c| entry(f, &alphabet, c)))
+            .collect();
         Matcher {
             ac,
+            table,
+            alphabet,
             phrase_count: patterns.len(),
             slot_start,
             slot_data,
@@ -172,6 +187,23 @@ impl MatcherBuilder {
             regexes,
             slots: self.slots,
         }
+    }
+}
+
+/// `Matcher::table` entries that are not a folded character.
+const SKIP: u16 = 0;
+const IDLE: u16 = 0xFFFE;
+const SLOW: u16 = 0xFFFF;
+
+/// The table entry of a character: its folded form, SKIP (interference),
+/// IDLE (its folded form is in no phrase) or SLOW (look it up each time:
+/// astral characters and folded forms).
+fn entry(f: &Folder, alphabet: &HashSet<char>, c: char) -> u16 {
+    match f.fold(c) {
+        None => SKIP,
+        Some(nc) if !alphabet.contains(&nc) => IDLE,
+        Some(nc) if (nc as u32) < 0xFFFE && (c as u32) < 0x10000 => nc as u32 as u16,
+        Some(_) => SLOW,
     }
 }
 
@@ -219,6 +251,12 @@ pub struct Matcher {
     slot_start: Vec<u32>,
     slot_data: Vec<SlotId>,
     ring: usize,
+    /// Per BMP code point, folding and relevance in one small lookup: the
+    /// folded character, or SKIP (interference), IDLE (its folded form is in
+    /// no phrase, so no match runs across it) or SLOW (see `entry`).
+    table: Box<[u16]>,
+    /// The characters that occur in some folded phrase.
+    alphabet: HashSet<char>,
     regex_set: Option<RegexSet>,
     regexes: Vec<(Regex, SlotId)>,
     slots: u32,
@@ -276,27 +314,50 @@ impl Matcher {
     #[inline]
     pub fn scan_phrases(&self, text: &str, mut emit: impl FnMut(u32, usize, usize)) {
         let Some(ac) = &self.ac else { return };
-        let f = folder();
         let mask = self.ring - 1;
-        // (folded byte position, original byte position) of recent folded chars.
-        let mut ring = vec![(0usize, 0usize); self.ring];
+        // Original byte offset of the folded character starting at each
+        // folded byte position (mod the ring size): a match's start is
+        // looked up directly.
+        let mut ring = vec![0usize; self.ring];
         let mut stepper = ac.find_overlapping_stepper();
-        let mut k = 0usize;
-        let mut folded_pos = 0usize;
+        let mut pos = 0usize;
         for (i, c) in text.char_indices() {
-            let Some(nc) = f.fold(c) else { continue };
-            ring[k & mask] = (folded_pos, i);
-            folded_pos += nc.len_utf8();
-            k += 1;
+            let cp = c as u32;
+            let e = if cp < 0x10000 {
+                self.table[cp as usize]
+            } else {
+                SLOW
+            };
+            let nc = match e {
+                SKIP => continue,
+                IDLE => {
+                    // No phrase contains this character, so every partial
+                    // match ends here: start afresh rather than step.
+                    if pos != 0 {
+                        stepper = ac.find_overlapping_stepper();
+                        pos = 0;
+                    }
+                    continue;
+                }
+                SLOW => match folder().fold(c) {
+                    None => continue,
+                    Some(nc) if self.alphabet.contains(&nc) => nc,
+                    Some(_) => {
+                        if pos != 0 {
+                            stepper = ac.find_overlapping_stepper();
+                            pos = 0;
+                        }
+                        continue;
+                    }
+                },
+                // Entries other than the markers are valid BMP scalars.
+                folded => char::from_u32(u32::from(folded)).unwrap_or(c),
+            };
+            ring[pos & mask] = i;
+            pos += nc.len_utf8();
             stepper.consume(nc);
             for m in stepper.matches() {
-                // The ring holds at least as many characters as the longest
-                // pattern, so the start is always found.
-                let mut j = k - 1;
-                while ring[j & mask].0 != m.start() {
-                    j -= 1;
-                }
-                emit(m.value(), ring[j & mask].1, i + c.len_utf8());
+                emit(m.value(), ring[m.start() & mask], i + c.len_utf8());
             }
         }
     }
@@ -411,6 +472,17 @@ mod tests {
         assert_eq!(spans(&m, "100%有效"), ["100%有效"]);
         assert_eq!(spans(&m, "根治療"), ["根治"]);
         assert_eq!(spans(&m, "根\u{200B}治"), ["根\u{200B}治"]);
+    }
+
+    #[test]
+    fn characters_outside_every_phrase_break_matches() {
+        let m = matcher(&["根治", "治疗"]);
+        assert!(spans(&m, "根x治").is_empty());
+        assert!(spans(&m, "根很治").is_empty());
+        assert_eq!(spans(&m, "根治，很好，根治疗"), ["根治", "根治", "治疗"]);
+        // Astral characters take the slow path both as text and as phrase.
+        let m = matcher(&["𠀀治"]);
+        assert_eq!(spans(&m, "𠀀 治 𠀁𠀀治"), ["𠀀 治", "𠀀治"]);
     }
 
     #[test]
