@@ -13,6 +13,19 @@ fi
 # The test suite needs nothing outside Cargo today; services the daemon's
 # tests will need (an SMTP server, logrotate) are installed here.
 
+# The working-time calendar is checked against an independent oracle, the
+# PyPI package chinesecalendar (1.11.0 covers 2026); tests/it/calendar.rs
+# fails without it. pip does nothing when the pinned version is present.
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "error: python3 not found; the calendar tests need it (apt-get install python3 python3-pip)" >&2
+  exit 1
+fi
+# A Debian system python refuses pip installs (PEP 668); a test machine may
+# take the package anyway.
+pip_install() { python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@"; }
+pip_install 'chinesecalendar==1.11.0' 2>/dev/null \
+  || pip_install --break-system-packages 'chinesecalendar==1.11.0'
+
 cargo test --locked --all-features "$@"
 # The shipped rules must be valid and their examples must hold, as users run them.
 cargo run --locked --quiet -- rules validate rules

@@ -26,6 +26,7 @@
 //! `check_document` is pure and synchronous: the CLI's `scan` and the
 //! examples runner call it directly, and the daemon will call the same core.
 
+pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod diag;

@@ -1,5 +1,6 @@
 //! Integration tests (one binary; see Cargo.toml).
 
+mod calendar;
 mod cli;
 mod diagnostics;
 mod props;

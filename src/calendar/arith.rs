@@ -1,0 +1,457 @@
+//! Deadline arithmetic on the three clocks. Semantics: see the module docs
+//! of [`super`].
+//!
+//! Every counted clock is "these ranges of each working day": working hours
+//! for `working-hours`, 00:00–24:00 for `working-days`. So one walk over the
+//! days, turning each range into instants in the calendar's zone, serves
+//! both, and the instants come from the zone's rules (not from adding hours
+//! to midnight), which keeps the arithmetic right in zones with DST too.
+
+use std::time::Duration;
+
+use jiff::civil::{Date, Time};
+use jiff::{SignedDuration, Timestamp};
+
+use super::hours::{DAY, WorkingHours};
+use super::{Calendar, Clock};
+
+impl Calendar {
+    /// The daily ranges of a counted clock; `None` for the wall clock.
+    fn hours_of(&self, clock: Clock) -> Option<&WorkingHours> {
+        match clock {
+            Clock::Wall => None,
+            Clock::WorkingHours => Some(&self.hours),
+            Clock::WorkingDays => Some(&self.whole_day),
+        }
+    }
+
+    /// `secs` after the start of `date` on the civil clock, as an instant;
+    /// `None` past the end of jiff's range (year 9999).
+    fn instant(&self, date: Date, secs: u32) -> Option<Timestamp> {
+        let dt = if secs >= DAY {
+            date.tomorrow().ok()?.to_datetime(Time::midnight())
+        } else {
+            let t = Time::new(
+                (secs / 3600) as i8,
+                (secs / 60 % 60) as i8,
+                (secs % 60) as i8,
+                0,
+            )
+            .ok()?;
+            date.to_datetime(t)
+        };
+        // A range edge inside a DST gap moves forward to the first instant
+        // that exists ("compatible"), as people's clocks do.
+        self.tz.to_timestamp(dt).ok()
+    }
+
+    /// The counted ranges of `date`, as half-open instant ranges in order;
+    /// none unless it is a working day.
+    fn ranges<'a>(
+        &'a self,
+        date: Date,
+        hours: &'a WorkingHours,
+    ) -> impl Iterator<Item = (Timestamp, Timestamp)> + 'a {
+        let working = self.is_working_day(date);
+        hours
+            .intervals()
+            .iter()
+            .filter(move |_| working)
+            .filter_map(move |iv| {
+                let a = self.instant(date, iv.start)?;
+                let b = self.instant(date, iv.end)?;
+                (a < b).then_some((a, b))
+            })
+    }
+
+    /// `t` if `t` counts on `clock`, else the start of the next counted range.
+    pub fn next_counted(&self, t: Timestamp, clock: Clock) -> Timestamp {
+        let Some(hours) = self.hours_of(clock) else {
+            return t;
+        };
+        let mut date = self.date_of(t);
+        loop {
+            if let Some((a, _)) = self.ranges(date, hours).find(|&(_, b)| b > t) {
+                return a.max(t);
+            }
+            let Ok(next) = date.tomorrow() else {
+                return Timestamp::MAX;
+            };
+            date = next;
+        }
+    }
+
+    /// The earliest instant at which `d` of counted time has elapsed since
+    /// `start`: the due instant of a deadline of `d` on `clock`.
+    pub fn add(&self, start: Timestamp, d: Duration, clock: Clock) -> Timestamp {
+        // Counted time never runs faster than wall time, so a sum past the
+        // end of time is the end of time on every clock.
+        let Ok(wall_due) = start.checked_add(d) else {
+            return Timestamp::MAX;
+        };
+        let Some(hours) = self.hours_of(clock) else {
+            return wall_due;
+        };
+        if d.is_zero() {
+            // Not next_counted(start): additivity needs add(due, 0) == due
+            // when due is a closing instant such as 18:00.
+            return start;
+        }
+        let Ok(mut left) = SignedDuration::try_from(d) else {
+            return Timestamp::MAX;
+        };
+        let mut date = self.date_of(start);
+        loop {
+            for (a, b) in self.ranges(date, hours) {
+                if b <= start {
+                    continue;
+                }
+                let a = a.max(start);
+                let available = a.duration_until(b);
+                if left <= available {
+                    return a.checked_add(left).unwrap_or(Timestamp::MAX);
+                }
+                left -= available;
+            }
+            let Ok(next) = date.tomorrow() else {
+                return Timestamp::MAX;
+            };
+            date = next;
+        }
+    }
+
+    /// Counted time in `[a, b)`; zero when `b ≤ a`. Reports how late a
+    /// reply was in the clock's own terms.
+    pub fn counted_between(&self, a: Timestamp, b: Timestamp, clock: Clock) -> Duration {
+        if b <= a {
+            return Duration::ZERO;
+        }
+        let Some(hours) = self.hours_of(clock) else {
+            return a.duration_until(b).unsigned_abs();
+        };
+        let mut total = SignedDuration::ZERO;
+        let (mut date, last) = (self.date_of(a), self.date_of(b));
+        while date <= last {
+            for (x, y) in self.ranges(date, hours) {
+                let (lo, hi) = (x.max(a), y.min(b));
+                if lo < hi {
+                    total += lo.duration_until(hi);
+                }
+            }
+            let Ok(next) = date.tomorrow() else {
+                break;
+            };
+            date = next;
+        }
+        total.unsigned_abs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Holidays;
+    use jiff::civil::DateTime;
+
+    fn cal() -> Calendar {
+        Calendar::default()
+    }
+
+    fn lunch() -> Calendar {
+        let c = cal();
+        let hours = WorkingHours::parse(&["09:00-12:00", "13:30-18:00"]).unwrap();
+        Calendar::new(c.time_zone().clone(), hours, Holidays::builtin())
+    }
+
+    /// Civil time in Asia/Shanghai, `YYYY-MM-DD HH:MM`.
+    fn at(s: &str) -> Timestamp {
+        let dt: DateTime = s.parse().unwrap();
+        cal().time_zone().to_timestamp(dt).unwrap()
+    }
+
+    fn show(c: &Calendar, t: Timestamp) -> String {
+        c.time_zone()
+            .to_datetime(t)
+            .strftime("%F %a %H:%M")
+            .to_string()
+    }
+
+    const H: Duration = Duration::from_secs(3600);
+    const MIN: Duration = Duration::from_secs(60);
+
+    /// Asserts add(start, d) and that counted_between inverts it.
+    fn due(c: &Calendar, start: &str, d: Duration, clock: Clock) -> String {
+        let s = at(start);
+        let t = c.add(s, d, clock);
+        assert_eq!(
+            c.counted_between(s, t, clock),
+            d,
+            "{start} + {d:?} on {clock}"
+        );
+        show(c, t)
+    }
+
+    #[test]
+    fn friday_evening_question_is_due_monday() {
+        let c = cal();
+        // 2026-03-06 is an ordinary Friday.
+        assert_eq!(
+            due(&c, "2026-03-06 17:30", H, Clock::WorkingHours),
+            "2026-03-09 Mon 09:30"
+        );
+        // 2026-04-03: Monday 04-06 is 清明节, so Tuesday.
+        assert_eq!(
+            due(&c, "2026-04-03 17:30", H, Clock::WorkingHours),
+            "2026-04-07 Tue 09:30"
+        );
+    }
+
+    #[test]
+    fn eve_of_the_spring_festival_2026() {
+        let c = cal();
+        // The break is 02-15 (Sun) to 02-23 (Mon); the Saturday before it,
+        // 02-14, is a 调休 working day: the last one before the festival.
+        assert_eq!(
+            due(&c, "2026-02-14 17:30", H, Clock::WorkingHours),
+            "2026-02-24 Tue 09:30"
+        );
+        // 02-13 is a Friday: the answer is due on the make-up Saturday.
+        assert_eq!(
+            due(&c, "2026-02-13 17:30", H, Clock::WorkingHours),
+            "2026-02-14 Sat 09:30"
+        );
+        // 除夕 (02-16) itself is a day off.
+        assert_eq!(
+            due(&c, "2026-02-16 10:00", H, Clock::WorkingHours),
+            "2026-02-24 Tue 10:00"
+        );
+        assert_eq!(
+            due(&c, "2026-02-14 12:00", 24 * H, Clock::WorkingDays),
+            "2026-02-24 Tue 12:00"
+        );
+    }
+
+    #[test]
+    fn make_up_saturday_counts() {
+        let c = cal();
+        // 2026-02-28 is a 调休 Saturday after the Spring Festival.
+        assert!(
+            c.is_working_day(
+                at("2026-02-28 00:00")
+                    .to_zoned_datetime(c.time_zone().clone())
+                    .date()
+            )
+        );
+        assert_eq!(
+            due(&c, "2026-02-28 10:00", H, Clock::WorkingHours),
+            "2026-02-28 Sat 11:00"
+        );
+        assert_eq!(
+            due(&c, "2026-02-27 17:30", H, Clock::WorkingHours),
+            "2026-02-28 Sat 09:30"
+        );
+        // An ordinary Saturday does not.
+        assert_eq!(
+            due(&c, "2026-03-07 10:00", H, Clock::WorkingHours),
+            "2026-03-09 Mon 10:00"
+        );
+    }
+
+    #[test]
+    fn starts_at_opening_and_closing_instants() {
+        let c = cal();
+        assert_eq!(
+            due(&c, "2026-03-04 09:00", H, Clock::WorkingHours),
+            "2026-03-04 Wed 10:00"
+        );
+        assert_eq!(
+            due(&c, "2026-03-04 18:00", H, Clock::WorkingHours),
+            "2026-03-05 Thu 10:00"
+        );
+        assert_eq!(
+            due(&c, "2026-03-04 08:59", H, Clock::WorkingHours),
+            "2026-03-04 Wed 10:00"
+        );
+        // A budget used up exactly at closing falls due at closing.
+        assert_eq!(
+            due(&c, "2026-03-04 17:00", H, Clock::WorkingHours),
+            "2026-03-04 Wed 18:00"
+        );
+        assert_eq!(
+            show(
+                &c,
+                c.next_counted(at("2026-03-04 18:00"), Clock::WorkingHours)
+            ),
+            "2026-03-05 Thu 09:00"
+        );
+        assert_eq!(
+            show(
+                &c,
+                c.next_counted(at("2026-03-04 09:00"), Clock::WorkingHours)
+            ),
+            "2026-03-04 Wed 09:00"
+        );
+        assert_eq!(
+            c.next_counted(at("2026-03-04 17:59"), Clock::WorkingHours),
+            at("2026-03-04 17:59")
+        );
+        let s = at("2026-03-04 18:00");
+        assert_eq!(c.add(s, Duration::ZERO, Clock::WorkingHours), s);
+    }
+
+    #[test]
+    fn lunch_break_does_not_count() {
+        let c = lunch();
+        assert_eq!(
+            due(&c, "2026-03-04 11:30", H, Clock::WorkingHours),
+            "2026-03-04 Wed 14:00"
+        );
+        assert_eq!(
+            due(&c, "2026-03-04 12:00", H, Clock::WorkingHours),
+            "2026-03-04 Wed 14:30"
+        );
+        assert_eq!(
+            due(&c, "2026-03-04 12:45", H, Clock::WorkingHours),
+            "2026-03-04 Wed 14:30"
+        );
+        assert_eq!(
+            due(&c, "2026-03-04 11:00", H, Clock::WorkingHours),
+            "2026-03-04 Wed 12:00"
+        );
+        // 7.5 counted hours a day: 8 hours from 09:00 end at 09:30 the next day.
+        assert_eq!(
+            due(&c, "2026-03-04 09:00", 8 * H, Clock::WorkingHours),
+            "2026-03-05 Thu 09:30"
+        );
+        assert_eq!(
+            show(
+                &c,
+                c.next_counted(at("2026-03-04 12:10"), Clock::WorkingHours)
+            ),
+            "2026-03-04 Wed 13:30"
+        );
+        assert_eq!(
+            c.counted_between(
+                at("2026-03-04 11:50"),
+                at("2026-03-04 13:40"),
+                Clock::WorkingHours
+            ),
+            20 * MIN
+        );
+    }
+
+    #[test]
+    fn working_days_across_national_day() {
+        let c = cal();
+        // 2026: 10-01..07 off, 10-10 (Sat) a make-up day.
+        assert_eq!(
+            due(&c, "2026-09-30 10:00", 24 * H, Clock::WorkingDays),
+            "2026-10-08 Thu 10:00"
+        );
+        assert_eq!(
+            due(&c, "2026-10-09 10:00", 24 * H, Clock::WorkingDays),
+            "2026-10-10 Sat 10:00"
+        );
+        // 2025: 10-01..08 off.
+        assert_eq!(
+            due(&c, "2025-09-30 10:00", 24 * H, Clock::WorkingDays),
+            "2025-10-09 Thu 10:00"
+        );
+        // Working hours over the same break: 9 hours = one full day.
+        assert_eq!(
+            due(&c, "2026-09-30 10:00", 9 * H, Clock::WorkingHours),
+            "2026-10-08 Thu 10:00"
+        );
+    }
+
+    #[test]
+    fn start_on_a_holiday() {
+        let c = cal();
+        let s = at("2026-10-03 15:00");
+        assert_eq!(
+            show(&c, c.next_counted(s, Clock::WorkingDays)),
+            "2026-10-08 Thu 00:00"
+        );
+        assert_eq!(
+            show(&c, c.next_counted(s, Clock::WorkingHours)),
+            "2026-10-08 Thu 09:00"
+        );
+        assert_eq!(c.next_counted(s, Clock::Wall), s);
+        // The whole of 10-08 counts: due at its end, Friday 00:00.
+        assert_eq!(
+            due(&c, "2026-10-03 15:00", 24 * H, Clock::WorkingDays),
+            "2026-10-09 Fri 00:00"
+        );
+        assert_eq!(
+            due(&c, "2026-10-03 15:00", H, Clock::WorkingHours),
+            "2026-10-08 Thu 10:00"
+        );
+        assert_eq!(
+            c.counted_between(s, at("2026-10-07 23:59"), Clock::WorkingDays),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn working_days_keep_the_time_of_day() {
+        let c = cal();
+        assert_eq!(
+            due(&c, "2026-03-04 15:00", 48 * H, Clock::WorkingDays),
+            "2026-03-06 Fri 15:00"
+        );
+        assert_eq!(
+            due(&c, "2026-03-05 15:00", 48 * H, Clock::WorkingDays),
+            "2026-03-09 Mon 15:00"
+        );
+        // From a Saturday: Monday and Tuesday, due at Tuesday's end.
+        assert_eq!(
+            due(&c, "2026-03-07 15:00", 48 * H, Clock::WorkingDays),
+            "2026-03-11 Wed 00:00"
+        );
+    }
+
+    #[test]
+    fn wall_clock_is_elapsed_time() {
+        let c = cal();
+        assert_eq!(
+            due(&c, "2026-02-16 10:00", 24 * H, Clock::Wall),
+            "2026-02-17 Tue 10:00"
+        );
+        assert_eq!(
+            c.counted_between(at("2026-02-17 10:00"), at("2026-02-16 10:00"), Clock::Wall),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn far_future_saturates() {
+        let c = cal();
+        let s = at("9999-12-30 10:00");
+        assert_eq!(c.add(s, 100 * H, Clock::WorkingHours), Timestamp::MAX);
+        assert_eq!(c.add(s, Duration::MAX, Clock::Wall), Timestamp::MAX);
+        assert_eq!(
+            c.add(at("2026-01-01 00:00"), Duration::MAX, Clock::WorkingDays),
+            Timestamp::MAX
+        );
+    }
+
+    #[test]
+    fn lateness_in_working_hours() {
+        let c = cal();
+        // Due Monday 09:30, answered Monday 11:00: 90 working minutes late,
+        // though 3 days of wall time passed since Friday.
+        let due = at("2026-03-09 09:30");
+        assert_eq!(
+            c.counted_between(due, at("2026-03-09 11:00"), Clock::WorkingHours),
+            90 * MIN
+        );
+        assert_eq!(
+            c.counted_between(
+                at("2026-03-06 17:30"),
+                at("2026-03-09 11:00"),
+                Clock::WorkingHours
+            ),
+            150 * MIN
+        );
+    }
+}
