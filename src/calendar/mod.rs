@@ -52,8 +52,13 @@
 
 mod arith;
 pub mod config;
+mod holiday_file;
 pub mod holidays;
 pub mod hours;
+#[cfg(test)]
+mod scenarios;
+#[cfg(test)]
+mod testkit;
 
 use std::fmt;
 use std::str::FromStr;
