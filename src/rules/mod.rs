@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod kinds;
 pub mod spec;
+pub mod validators;
 pub mod yaml;
 
 use std::collections::HashMap;
