@@ -38,11 +38,13 @@ fn digits(text: &str, allow_x: bool) -> Vec<u8> {
         .collect()
 }
 
-/// A bank card number: 13–19 digits passing the Luhn check, not all the
-/// same digit (0000 0000 0000 0000 passes Luhn but is no card).
+/// A bank card number: 13–19 digits passing the Luhn check, starting with
+/// 3–6 (the ISO/IEC 7812 major industry identifiers of travel, banking and
+/// payment cards: UnionPay 62…, Visa 4…, Mastercard 5…, JCB/Amex 3…), and
+/// not all the same digit (6666 6666 6666 6666 passes Luhn but is no card).
 pub fn luhn(text: &str) -> bool {
     let d = digits(text, false);
-    if !(13..=19).contains(&d.len()) || d.iter().all(|&x| x == d[0]) {
+    if !(13..=19).contains(&d.len()) || !(3..=6).contains(&d[0]) || d.iter().all(|&x| x == d[0]) {
         return false;
     }
     luhn_sum(&d).is_multiple_of(10)
@@ -214,6 +216,11 @@ mod tests {
         assert!(!luhn("0000 0000 0000 0000"));
         assert!(!luhn("79927398713")); // valid Luhn but too short for a card
         assert!(!luhn("12345678901234567890"));
+        // Luhn-valid, but no bank or payment card starts with 9 or 7.
+        let other = make_card("911671090798592");
+        assert!(luhn_sum(&digits(&other, false)).is_multiple_of(10));
+        assert!(!luhn(&other));
+        assert!(!luhn("6666 6666 6666 6666"));
     }
 
     #[test]
