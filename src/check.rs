@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::extract::{Document, TextUnit};
 use crate::finding::Finding;
 use crate::matcher::{Hit, SlotId};
-use crate::rules::RuleSet;
+use crate::rules::{CompiledCheck, RuleSet};
 
 /// A hit located in one text unit of a document (byte offsets in the unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,18 +26,21 @@ pub struct Flag {
     pub detail: Option<String>,
 }
 
-/// All hits of one document, grouped by slot and sorted by position.
+/// All hits of one document, sorted by slot, then by position. Two
+/// parallel vectors rather than one vector per slot: a short text with a
+/// few hits costs no allocation per slot of the rule set.
 #[derive(Debug)]
 pub struct DocHits<'a> {
     units: &'a [TextUnit],
-    by_slot: Vec<Vec<UnitHit>>,
+    slots: Vec<SlotId>,
+    hits: Vec<UnitHit>,
 }
 
 impl<'a> DocHits<'a> {
     pub fn hits(&self, slot: SlotId) -> &[UnitHit] {
-        self.by_slot
-            .get(slot as usize)
-            .map_or(&[], |v| v.as_slice())
+        let a = self.slots.partition_point(|&s| s < slot);
+        let b = a + self.slots[a..].partition_point(|&s| s == slot);
+        &self.hits[a..b]
     }
 
     /// Whether some hit of `slot` covers `h` entirely (same unit, starts at or
@@ -56,34 +59,47 @@ impl<'a> DocHits<'a> {
 
 /// Scans every unit of a document and groups the hits by slot.
 pub fn collect_hits<'a>(rules: &RuleSet, units: &'a [TextUnit]) -> DocHits<'a> {
-    let mut by_slot: Vec<Vec<UnitHit>> = vec![Vec::new(); rules.matcher.slot_count() as usize];
+    let mut all: Vec<(SlotId, UnitHit)> = Vec::new();
     let mut raw: Vec<Hit> = Vec::new();
     for (u, unit) in units.iter().enumerate() {
         raw.clear();
         rules.matcher.scan(&unit.text, &mut raw);
-        for h in &raw {
-            by_slot[h.slot as usize].push(UnitHit {
+        all.extend(raw.iter().map(|h| {
+            let at = UnitHit {
                 unit: u as u32,
                 start: h.start as u32,
                 end: h.end as u32,
-            });
-        }
+            };
+            (h.slot, at)
+        }));
     }
-    for v in &mut by_slot {
-        v.sort_unstable();
-        v.dedup();
-    }
-    DocHits { units, by_slot }
+    all.sort_unstable();
+    all.dedup();
+    let (slots, hits) = all.into_iter().unzip();
+    DocHits { units, slots, hits }
 }
 
-/// Evaluates every rule on a document.
+/// Evaluates every content rule on a document.
 pub fn check_document(rules: &RuleSet, path: &Path, doc: &Document) -> Vec<Finding> {
-    let hits = collect_hits(rules, &doc.units);
-    let mut findings = Vec::new();
     let encoding = (doc.encoding != "UTF-8").then_some(doc.encoding);
+    check_units(rules, path, &doc.units, encoding)
+}
+
+/// Evaluates every content rule on the units of one document.
+pub fn check_units(
+    rules: &RuleSet,
+    path: &Path,
+    units: &[TextUnit],
+    encoding: Option<&'static str>,
+) -> Vec<Finding> {
+    let hits = collect_hits(rules, units);
+    let mut findings = Vec::new();
     for rule in &rules.rules {
-        rule.check.evaluate(&hits, &mut |flag: Flag| {
-            let unit = &doc.units[flag.at.unit as usize];
+        let CompiledCheck::Content(check) = &rule.check else {
+            continue;
+        };
+        check.evaluate(&hits, &mut |flag: Flag| {
+            let unit = &units[flag.at.unit as usize];
             let (line, column) = locate(unit, flag.at.start as usize);
             let (end_line, end_column) = locate(unit, flag.at.end as usize);
             findings.push(Finding {

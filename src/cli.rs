@@ -68,6 +68,25 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Evaluate activity logs as the daemon would, with the clock at --now.
+    Replay {
+        /// Rules directory (default: $COMPLYD_RULES, /etc/complyd/rules, ./rules).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// The replayed clock: an RFC 3339 time with offset, e.g. 2026-03-02T18:00:00+08:00.
+        #[arg(long, value_name = "RFC3339")]
+        now: String,
+        /// Output format: human or json (one object per line).
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// How far out of timestamp order an event may be written and still be
+        /// evaluated in order (e.g. 5m, 1h).
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        allowed_lateness: String,
+        /// Activity logs (JSON Lines).
+        #[arg(required = true, value_name = "LOG")]
+        logs: Vec<PathBuf>,
+    },
     /// Work with rule packs.
     Rules {
         #[command(subcommand)]
@@ -146,6 +165,35 @@ pub fn main() -> ExitCode {
                 hidden,
             };
             run_scan(&set, &paths, &opts, format, out_color)
+        }
+        Command::Replay {
+            rules,
+            now,
+            format,
+            allowed_lateness,
+            logs,
+        } => {
+            let lateness = match rules::cond::parse_duration(&allowed_lateness)
+                .map_err(|e| e.to_string())
+                .and_then(|d| jiff::SignedDuration::try_from(d).map_err(|e| e.to_string()))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: --allowed-lateness: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let now = match now.parse::<jiff::Timestamp>() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: --now {now:?} is not an RFC 3339 time with offset: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let Some(set) = load_rules(&rules_dir(rules), err_color) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            run_replay(&set, &logs, now, lateness, format)
         }
         Command::Rules {
             command: RulesCommand::Validate { dir },
@@ -241,5 +289,96 @@ fn run_scan(
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_replay(
+    set: &RuleSet,
+    logs: &[PathBuf],
+    now: jiff::Timestamp,
+    lateness: jiff::SignedDuration,
+    format: FormatArg,
+) -> ExitCode {
+    // A folder stands for the logs in it (*.jsonl, *.ndjson, *.json, *.log).
+    let mut files = Vec::new();
+    for log in logs {
+        if log.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(log)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension().is_some_and(|e| {
+                            ["jsonl", "ndjson", "json", "log"].iter().any(|x| e == *x)
+                        })
+                })
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                eprintln!(
+                    "error: {}: no log files (*.jsonl, *.ndjson, *.json, *.log) in this folder",
+                    log.display()
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            files.extend(inside);
+        } else if log.exists() {
+            files.push(log.clone());
+        } else {
+            eprintln!("error: {}: no such file", log.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    let logs = &files[..];
+    let env = crate::engine::Env {
+        calendar: crate::calendar::Calendar::default(),
+        lists: set.lists.clone(),
+    };
+    for w in env.calendar.warnings(now) {
+        eprintln!("warning: {w}");
+    }
+    let outcome = crate::replay::replay(set, &env, logs, now, lateness);
+    for m in &outcome.malformed {
+        eprintln!("{m}");
+    }
+    for (path, why) in &outcome.unreadable {
+        eprintln!("{}: cannot read: {why}", path.display());
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in &outcome.violations {
+        let _ = match format {
+            FormatArg::Human => crate::replay::write_human(&mut out, r),
+            FormatArg::Json => serde_json::to_writer(&mut out, r)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+        };
+    }
+    let _ = out.flush();
+    drop(out);
+    eprintln!(
+        "{} events replayed ({} malformed line{}, {} after --now skipped, {} too late to reorder); {} violation{}",
+        outcome.events,
+        outcome.malformed.len(),
+        if outcome.malformed.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        outcome.future_events,
+        outcome.too_late,
+        outcome.violations.len(),
+        if outcome.violations.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    if outcome.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
     }
 }

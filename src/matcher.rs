@@ -318,7 +318,15 @@ impl Matcher {
         // Original byte offset of the folded character starting at each
         // folded byte position (mod the ring size): a match's start is
         // looked up directly.
-        let mut ring = vec![0usize; self.ring];
+        // Phrases rarely exceed 64 bytes: keep the ring on the stack then.
+        let mut stack = [0usize; 64];
+        let mut heap = Vec::new();
+        let ring: &mut [usize] = if self.ring <= stack.len() {
+            &mut stack[..self.ring]
+        } else {
+            heap.resize(self.ring, 0);
+            &mut heap
+        };
         let mut stepper = ac.find_overlapping_stepper();
         let mut pos = 0usize;
         for (i, c) in text.char_indices() {

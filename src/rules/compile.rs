@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::spec::{RawPackHeader, RawRule, RawTerms};
+use super::cond::Lists;
+use super::spec::{RawExample, RawPackHeader, RawRule, RawTerms};
 use super::yaml;
-use super::{Example, Rule, RuleMeta};
+use super::{Example, ExampleInput, Rule, RuleMeta};
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::finding::Severity;
 use crate::matcher::{MatcherBuilder, PatternError, SlotId};
@@ -31,6 +32,8 @@ pub struct Cx<'a> {
     pub path: &'a Path,
     /// The pack's exception slot, applied to every `phrases` rule.
     pub pack_exceptions: Option<SlotId>,
+    /// Named lists (lists.yaml), for conditions that refer to them.
+    pub lists: &'a Lists,
 }
 
 impl Cx<'_> {
@@ -193,6 +196,7 @@ pub struct Loading {
     pub rules: Vec<Rule>,
     /// Every parsed rule's id and place, also of rules with other errors.
     pub ids: Vec<(String, PathBuf, Pos)>,
+    pub lists: Lists,
 }
 
 /// Parses and compiles one pack file.
@@ -218,6 +222,7 @@ pub fn compile_pack(path: &Path, src: &str, acc: &mut Loading) {
         sources: &mut acc.sources,
         path,
         pack_exceptions: None,
+        lists: &acc.lists,
     };
     if let Some(ex) = &header.exceptions {
         cx.pack_exceptions = cx.terms(&ex.value, "pack exceptions", pos_of(ex));
@@ -358,9 +363,15 @@ fn compile_rule(cx: &mut Cx<'_>, pack: &str, raw: RawRule) -> Option<Rule> {
     let check_pos = pos_of(&raw.check);
     let check = raw.check.value.compile(cx, check_pos);
     let (flag, pass) = raw.examples.map_or((vec![], vec![]), |e| (e.flag, e.pass));
-    let example = |s: Spanned<String>| Example {
+    let example = |s: Spanned<RawExample>| Example {
         pos: pos_of(&s),
-        text: s.value,
+        input: match s.value {
+            RawExample::Text(t) => ExampleInput::Text(t),
+            RawExample::Events(e) => ExampleInput::Events {
+                lines: e.events.iter().map(|v| v.to_string()).collect(),
+                now: e.now,
+            },
+        },
     };
     Some(Rule {
         meta: RuleMeta {

@@ -5,6 +5,7 @@
 //! none.
 
 pub mod compile;
+pub mod cond;
 pub mod kinds;
 pub mod spec;
 pub mod validators;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::finding::Severity;
 use crate::matcher::Matcher;
-use kinds::ContentCheck;
+pub use kinds::CompiledCheck;
 
 /// What every rule declares besides its check.
 #[derive(Debug, Clone)]
@@ -34,17 +35,27 @@ pub struct RuleMeta {
     pub pos: Pos,
 }
 
-/// An example text of a rule, with where it is written.
+/// An example of a rule, with where it is written.
 #[derive(Debug, Clone)]
 pub struct Example {
-    pub text: String,
+    pub input: ExampleInput,
     pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExampleInput {
+    Text(String),
+    /// Log lines (JSON) and the virtual clock at the end.
+    Events {
+        lines: Vec<String>,
+        now: String,
+    },
 }
 
 #[derive(Debug)]
 pub struct Rule {
     pub meta: RuleMeta,
-    pub check: Box<dyn ContentCheck>,
+    pub check: CompiledCheck,
     /// Texts the rule must flag / must let pass.
     pub flag: Vec<Example>,
     pub pass: Vec<Example>,
@@ -57,6 +68,8 @@ pub struct RuleSet {
     pub matcher: Matcher,
     /// The pack files loaded, in order.
     pub files: Vec<PathBuf>,
+    /// Named lists from lists.yaml (empty when there is none).
+    pub lists: cond::Lists,
 }
 
 /// Every problem found while loading, with the sources to show snippets.
@@ -99,7 +112,8 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(path)? {
         let p = entry?.path();
         let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && p.is_file() {
+        let reserved = p.file_name().is_some_and(|n| n == cond::LISTS_FILE);
+        if is_yaml && !reserved && p.is_file() {
             files.push(p);
         }
     }
@@ -127,6 +141,19 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
     if files.is_empty() {
         let msg = "no rule packs (*.yaml) found here".to_string();
         acc.diags.push(unreadable(path, msg));
+    }
+    // Named lists first: conditions in the packs refer to them.
+    let lists_path = if path.is_dir() {
+        path.join(cond::LISTS_FILE)
+    } else {
+        path.with_file_name(cond::LISTS_FILE)
+    };
+    if let Ok(src) = std::fs::read_to_string(&lists_path) {
+        match cond::Lists::parse(&lists_path, &src) {
+            Ok(l) => acc.lists = l,
+            Err(d) => acc.diags.push(d),
+        }
+        acc.sources.insert(lists_path, src);
     }
     for file in &files {
         let src = match std::fs::read(file).map(String::from_utf8) {
@@ -163,6 +190,7 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
         rules: acc.rules,
         matcher: acc.builder.build(),
         files,
+        lists: acc.lists,
     })
 }
 

@@ -72,9 +72,27 @@ impl OneOrMany {
 #[serde(deny_unknown_fields)]
 pub struct RawExamples {
     #[serde(default)]
-    pub flag: Vec<Spanned<String>>,
+    pub flag: Vec<Spanned<RawExample>>,
     #[serde(default)]
-    pub pass: Vec<Spanned<String>>,
+    pub pass: Vec<Spanned<RawExample>>,
+}
+
+/// A text (content rules), or a sequence of events on a virtual clock
+/// (temporal rules).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawExample {
+    Text(String),
+    Events(RawEventExample),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEventExample {
+    /// Events as in a log (`ts`, `type` and fields), in any order.
+    pub events: Vec<serde_json::Value>,
+    /// The virtual clock after the last event (RFC 3339).
+    pub now: String,
 }
 
 /// A group of literal phrases and regexes, used wherever a rule names

@@ -4,4 +4,5 @@ mod calendar;
 mod cli;
 mod diagnostics;
 mod props;
+mod replay;
 mod shipped_rules;

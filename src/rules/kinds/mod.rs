@@ -9,9 +9,14 @@ use serde::Deserialize;
 use super::compile::Cx;
 use crate::check::{DocHits, Flag};
 use crate::diag::Pos;
+use crate::engine::EventCheck;
 
+mod deadline;
+mod event;
 mod phrases;
+mod prerequisite;
 mod required;
+mod staleness;
 mod together;
 
 /// A compiled check, evaluated once per document.
@@ -26,22 +31,42 @@ pub trait CheckSpec {
     fn compile(self, cx: &mut Cx<'_>, at: Pos) -> Option<Self::Check>;
 }
 
+/// A raw spec of a temporal kind, compiled into an [`EventCheck`].
+pub trait EventSpec {
+    type Check: EventCheck + 'static;
+    fn compile(self, cx: &mut Cx<'_>, at: Pos) -> Option<Self::Check>;
+}
+
+/// A compiled check of either family.
+#[derive(Debug)]
+pub enum CompiledCheck {
+    /// Judges a document's text.
+    Content(Box<dyn ContentCheck>),
+    /// Judges activity events over time.
+    Event(Box<dyn EventCheck>),
+}
+
 macro_rules! registry {
-    ($($name:literal => $module:ident :: $spec:ident),* $(,)?) => {
+    (
+        content { $($cname:literal => $cmod:ident :: $cspec:ident),* $(,)? }
+        event { $($ename:literal => $emod:ident :: $espec:ident),* $(,)? }
+    ) => {
         /// `check:` holds exactly one of these keys.
         #[derive(Debug, Deserialize)]
         pub enum RawCheck {
-            $(#[serde(rename = $name)] $spec($module::$spec),)*
+            $(#[serde(rename = $cname)] $cspec($cmod::$cspec),)*
+            $(#[serde(rename = $ename)] $espec($emod::$espec),)*
         }
 
         impl RawCheck {
-            pub const KINDS: &'static [&'static str] = &[$($name),*];
+            pub const KINDS: &'static [&'static str] = &[$($cname,)* $($ename),*];
 
-            pub fn compile(self, cx: &mut Cx<'_>, at: Pos) -> Option<Box<dyn ContentCheck>> {
+            pub fn compile(self, cx: &mut Cx<'_>, at: Pos) -> Option<CompiledCheck> {
                 match self {
-                    $(RawCheck::$spec(s) => s
-                        .compile(cx, at)
-                        .map(|c| Box::new(c) as Box<dyn ContentCheck>),)*
+                    $(RawCheck::$cspec(s) => CheckSpec::compile(s, cx, at)
+                        .map(|c| CompiledCheck::Content(Box::new(c))),)*
+                    $(RawCheck::$espec(s) => EventSpec::compile(s, cx, at)
+                        .map(|c| CompiledCheck::Event(Box::new(c))),)*
                 }
             }
         }
@@ -49,7 +74,15 @@ macro_rules! registry {
 }
 
 registry! {
-    "phrases" => phrases::Phrases,
-    "required" => required::Required,
-    "together" => together::Together,
+    content {
+        "phrases" => phrases::Phrases,
+        "required" => required::Required,
+        "together" => together::Together,
+    }
+    event {
+        "deadline" => deadline::Deadline,
+        "prerequisite" => prerequisite::Prerequisite,
+        "staleness" => staleness::Staleness,
+        "event" => event::EventRule,
+    }
 }

@@ -1,0 +1,411 @@
+//! The pure core for activity: `evaluate(input, state, now) → effects`.
+//!
+//! Temporal rules keep *obligations* (something must happen by a due
+//! instant: a reply, a password change) and *facts* (what happened before:
+//! approvals of a post) in a [`State`]. `evaluate` first fires every
+//! obligation that fell due before `now`, then lets each rule react to the
+//! input. It does no I/O: `replay` runs it over sorted logs with an
+//! in-memory state; the daemon runs the same function with its SQLite state.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::calendar::Calendar;
+use crate::event::{Event, Evidence};
+use crate::finding::Severity;
+use crate::rules::cond::Lists;
+use crate::rules::{CompiledCheck, RuleMeta, RuleSet};
+
+/// Something that must happen by `due` (or, for staleness, again by `due`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Obligation {
+    pub rule: String,
+    pub key: String,
+    /// The key as people read it (thread id, account name …).
+    pub subject: String,
+    pub started: Timestamp,
+    pub due: Timestamp,
+    /// When the engine calls the rule's `on_due` next: the due instant, or
+    /// for a fired obligation the end of its wait for a late discharge.
+    pub wake: Timestamp,
+    pub evidence: Vec<Evidence>,
+    /// Already reported as a violation; kept to mark a late discharge.
+    pub fired: bool,
+}
+
+/// A remembered event, for rules that look back (prerequisites).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub kind: String,
+    pub ts: Timestamp,
+    pub fields: Map<String, Value>,
+    pub evidence: Evidence,
+}
+
+impl Fact {
+    pub fn of(ev: &Event) -> Fact {
+        Fact {
+            kind: ev.kind.clone(),
+            ts: ev.ts,
+            fields: ev.fields.clone(),
+            evidence: ev.evidence.clone(),
+        }
+    }
+
+    pub fn text(&self, field: &str) -> Option<String> {
+        crate::event::value_text(self.fields.get(field)?)
+    }
+}
+
+/// Where obligations and facts live: in memory for `replay` and tests, in
+/// SQLite for the daemon.
+pub trait State: std::fmt::Debug {
+    fn obligation(&self, rule: &str, key: &str) -> Option<Obligation>;
+    fn has_obligation(&self, rule: &str, key: &str) -> bool {
+        self.obligation(rule, key).is_some()
+    }
+    /// Inserts or replaces the obligation with the same rule and key.
+    fn put_obligation(&mut self, ob: Obligation);
+    fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation>;
+    /// The obligation with the earliest `wake`.
+    fn next_wake(&self) -> Option<Obligation>;
+    /// Its wake instant (cheaper: checked on every input).
+    fn next_wake_time(&self) -> Option<Timestamp> {
+        self.next_wake().map(|o| o.wake)
+    }
+    fn facts(&self, rule: &str, key: &str) -> Vec<Fact>;
+    fn add_fact(&mut self, rule: &str, key: &str, fact: Fact);
+    /// Number of obligations held (fired ones included).
+    fn obligation_count(&self) -> usize;
+}
+
+/// How long facts are remembered after the last fact of their key: bounds
+/// the state by recent activity, not by the length of the log.
+pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(180 * 24);
+
+/// An in-memory [`State`]. Maps are keyed rule → key so that lookups by
+/// `&str` allocate nothing.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    obligations: HashMap<String, HashMap<String, Obligation>>,
+    pending: BTreeSet<(Timestamp, String, String)>,
+    facts: HashMap<String, HashMap<String, Vec<Fact>>>,
+    count: usize,
+    /// Facts added since the last pruning pass, and the newest fact's time.
+    facts_added: usize,
+    newest_fact: Option<Timestamp>,
+}
+
+impl State for MemoryState {
+    fn obligation(&self, rule: &str, key: &str) -> Option<Obligation> {
+        self.obligations.get(rule)?.get(key).cloned()
+    }
+
+    fn has_obligation(&self, rule: &str, key: &str) -> bool {
+        self.obligations
+            .get(rule)
+            .is_some_and(|m| m.contains_key(key))
+    }
+
+    fn put_obligation(&mut self, ob: Obligation) {
+        self.remove_obligation(&ob.rule, &ob.key);
+        self.pending
+            .insert((ob.wake, ob.rule.clone(), ob.key.clone()));
+        self.count += 1;
+        self.obligations
+            .entry(ob.rule.clone())
+            .or_default()
+            .insert(ob.key.clone(), ob);
+    }
+
+    fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation> {
+        let ob = self.obligations.get_mut(rule)?.remove(key)?;
+        self.count -= 1;
+        self.pending
+            .remove(&(ob.wake, ob.rule.clone(), ob.key.clone()));
+        Some(ob)
+    }
+
+    fn next_wake_time(&self) -> Option<Timestamp> {
+        self.pending.first().map(|(t, _, _)| *t)
+    }
+
+    fn next_wake(&self) -> Option<Obligation> {
+        let (_, rule, key) = self.pending.first()?;
+        self.obligation(rule, key)
+    }
+
+    fn facts(&self, rule: &str, key: &str) -> Vec<Fact> {
+        self.facts
+            .get(rule)
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn add_fact(&mut self, rule: &str, key: &str, fact: Fact) {
+        self.newest_fact = Some(self.newest_fact.map_or(fact.ts, |n| n.max(fact.ts)));
+        let per_rule = match self.facts.get_mut(rule) {
+            Some(m) => m,
+            None => self.facts.entry(rule.to_string()).or_default(),
+        };
+        match per_rule.get_mut(key) {
+            Some(v) => v.push(fact),
+            None => {
+                per_rule.insert(key.to_string(), vec![fact]);
+            }
+        }
+        self.facts_added += 1;
+        if self.facts_added >= 10_000
+            && let Some(newest) = self.newest_fact
+        {
+            self.facts_added = 0;
+            let horizon = newest - FACT_RETENTION;
+            for m in self.facts.values_mut() {
+                m.retain(|_, v| v.last().is_some_and(|f| f.ts >= horizon));
+            }
+        }
+    }
+
+    fn obligation_count(&self) -> usize {
+        self.count
+    }
+}
+
+/// A violation of a temporal rule (or of a content rule in an event's text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    pub clause: Vec<String>,
+    pub tags: Vec<String>,
+    pub subject: String,
+    /// When it became a violation: the due instant, or the event's time.
+    pub at: Timestamp,
+    pub due: Option<Timestamp>,
+    pub evidence: Vec<Evidence>,
+    pub detail: Option<String>,
+    /// For content rules applied to an event's text: the matched text.
+    pub matched: Option<String>,
+}
+
+/// What evaluating one input produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Violation(Violation),
+    /// An obligation reported as violated was discharged after its due
+    /// instant: the violation stands, marked late.
+    Late {
+        rule: String,
+        subject: String,
+        due: Timestamp,
+        at: Timestamp,
+        evidence: Evidence,
+    },
+}
+
+/// What rules read besides the state: calendar and named lists.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub calendar: Calendar,
+    pub lists: Lists,
+}
+
+/// The context a temporal rule works in while handling one input.
+#[derive(Debug)]
+pub struct EvalCx<'a> {
+    pub meta: &'a RuleMeta,
+    pub env: &'a Env,
+    pub state: &'a mut dyn State,
+    pub now: Timestamp,
+    pub effects: &'a mut Vec<Effect>,
+}
+
+impl EvalCx<'_> {
+    pub fn violation(
+        &mut self,
+        subject: String,
+        at: Timestamp,
+        due: Option<Timestamp>,
+        evidence: Vec<Evidence>,
+        detail: Option<String>,
+    ) {
+        self.effects.push(Effect::Violation(Violation {
+            rule: self.meta.id.clone(),
+            severity: self.meta.severity,
+            message: self.meta.message.clone(),
+            clause: self.meta.clause.clone(),
+            tags: self.meta.tags.clone(),
+            subject,
+            at,
+            due,
+            evidence,
+            detail,
+            matched: None,
+        }));
+    }
+}
+
+/// A compiled temporal check.
+pub trait EventCheck: std::fmt::Debug + Send + Sync {
+    /// Called for every event, in time order.
+    fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event);
+    /// Called when an obligation of this rule wakes. It must update or
+    /// remove the obligation (otherwise the engine removes it).
+    fn on_due(&self, cx: &mut EvalCx<'_>, ob: Obligation);
+    /// Called once before the first input (staleness rosters).
+    fn on_start(&self, _cx: &mut EvalCx<'_>) {}
+    /// Whether events of this type can concern the rule; others skip it.
+    fn interested(&self, _kind: &str) -> bool {
+        true
+    }
+}
+
+/// One input to the core.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Event(&'a Event),
+    /// Time passes: fire what fell due.
+    Tick,
+}
+
+/// Calls every temporal rule's `on_start` (once per state).
+pub fn start(rules: &RuleSet, env: &Env, state: &mut dyn State, now: Timestamp) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for rule in &rules.rules {
+        if let CompiledCheck::Event(check) = &rule.check {
+            let mut cx = EvalCx {
+                meta: &rule.meta,
+                env,
+                state: &mut *state,
+                now,
+                effects: &mut effects,
+            };
+            check.on_start(&mut cx);
+        }
+    }
+    effects
+}
+
+/// Fires what fell due strictly before `now` (a discharge exactly at the due
+/// instant is on time), then applies the input.
+pub fn evaluate(
+    rules: &RuleSet,
+    env: &Env,
+    state: &mut dyn State,
+    input: Input<'_>,
+    now: Timestamp,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    while state.next_wake_time().is_some_and(|w| w < now)
+        && let Some(ob) = state.next_wake()
+    {
+        let rule = rules.rules.iter().find(|r| r.meta.id == ob.rule);
+        let Some((meta, CompiledCheck::Event(check))) = rule.map(|r| (&r.meta, &r.check)) else {
+            // The rule was removed by a reload: its obligations go with it.
+            state.remove_obligation(&ob.rule, &ob.key);
+            continue;
+        };
+        let (rule_id, key, wake) = (ob.rule.clone(), ob.key.clone(), ob.wake);
+        let mut cx = EvalCx {
+            meta,
+            env,
+            state: &mut *state,
+            now: wake,
+            effects: &mut effects,
+        };
+        check.on_due(&mut cx, ob);
+        // Guard against a rule that left the obligation as it was.
+        if state
+            .obligation(&rule_id, &key)
+            .is_some_and(|left| left.wake == wake)
+        {
+            state.remove_obligation(&rule_id, &key);
+        }
+    }
+    if let Input::Event(ev) = input {
+        for rule in &rules.rules {
+            if let CompiledCheck::Event(check) = &rule.check
+                && check.interested(&ev.kind)
+            {
+                let mut cx = EvalCx {
+                    meta: &rule.meta,
+                    env,
+                    state: &mut *state,
+                    now,
+                    effects: &mut effects,
+                };
+                check.on_event(&mut cx, ev);
+            }
+        }
+        content_in_event(rules, ev, &mut effects);
+    }
+    effects
+}
+
+/// Event types whose `text` is the company's own words (replies, captions),
+/// checked by the content rules like a draft.
+const OWN_TEXT: &[&str] = &["message.replied", "content.published"];
+/// Event types whose `text` is a customer's words, checked only by rules
+/// tagged `customer-abuse`.
+const CUSTOMER_TEXT: &[&str] = &["message.received"];
+pub const CUSTOMER_TAG: &str = "customer-abuse";
+
+fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
+    let own = OWN_TEXT.contains(&ev.kind.as_str());
+    let customer = CUSTOMER_TEXT.contains(&ev.kind.as_str());
+    if !own && !customer {
+        return;
+    }
+    let Some(text) = ev.text("text") else { return };
+    let units = [crate::extract::TextUnit {
+        text,
+        line: 1,
+        column: 1,
+        field: Some("text".into()),
+        cue: None,
+        columns: None,
+    }];
+    // The evidence names the log line; findings need no path of their own.
+    let findings = crate::check::check_units(rules, std::path::Path::new(""), &units, None);
+    if findings.is_empty() {
+        return;
+    }
+    let subject = ["thread", "content", "account"]
+        .iter()
+        .find_map(|f| ev.text(f))
+        .unwrap_or_default();
+    for f in findings {
+        let Some(rule) = rules.rules.iter().find(|r| r.meta.id == f.rule) else {
+            continue;
+        };
+        let for_customers = rule.meta.tags.iter().any(|t| t == CUSTOMER_TAG);
+        if (customer && !for_customers) || (own && for_customers) {
+            continue;
+        }
+        effects.push(Effect::Violation(Violation {
+            rule: f.rule,
+            severity: f.severity,
+            message: f.message,
+            clause: f.clause,
+            tags: f.tags,
+            subject: subject.clone(),
+            at: ev.ts,
+            due: None,
+            evidence: vec![ev.evidence.clone()],
+            detail: f.detail,
+            matched: Some(f.matched),
+        }));
+    }
+}
+
+/// An instant as people in the calendar's zone read it: `2026-03-02 10:30`.
+pub fn local_time(cal: &Calendar, t: Timestamp) -> String {
+    cal.time_zone()
+        .to_datetime(t)
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}

@@ -1,0 +1,153 @@
+//! `deadline`: a start event opens an obligation that a stop event with the
+//! same key must discharge within a duration on a clock. A stop at or
+//! before the due instant discharges it; none → a violation at the due
+//! instant; a later stop leaves the violation standing, marked late.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::EventSpec;
+use crate::calendar::Clock;
+use crate::diag::Pos;
+use crate::engine::{Effect, EvalCx, EventCheck, Obligation};
+use crate::event::Event;
+use crate::rules::compile::Cx;
+use crate::rules::cond::{
+    EventMatch, RawEventMatch, check_key, compile_duration, compile_match, key_of,
+};
+
+/// How long a violated obligation waits for a late discharge before it is
+/// forgotten (bounds the state by open obligations, not by log length).
+const LATE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadline {
+    start: RawEventMatch,
+    stop: RawEventMatch,
+    /// Fields that pair a start with its stop (same names in both events).
+    key: Spanned<Vec<String>>,
+    within: Spanned<String>,
+    #[serde(default)]
+    clock: Option<Clock>,
+}
+
+#[derive(Debug)]
+pub struct DeadlineCheck {
+    start: EventMatch,
+    stop: EventMatch,
+    key: Vec<String>,
+    within: Duration,
+    clock: Clock,
+}
+
+impl EventSpec for Deadline {
+    type Check = DeadlineCheck;
+
+    fn compile(self, cx: &mut Cx<'_>, _at: Pos) -> Option<DeadlineCheck> {
+        let start = compile_match(cx, &self.start);
+        let stop = compile_match(cx, &self.stop);
+        let key_ok = check_key(cx, &self.key);
+        let within = compile_duration(cx, &self.within);
+        Some(DeadlineCheck {
+            start: start?,
+            stop: stop?,
+            key: key_ok.then_some(self.key.value)?,
+            within: within?,
+            clock: self.clock.unwrap_or(Clock::Wall),
+        })
+    }
+}
+
+impl EventCheck for DeadlineCheck {
+    fn interested(&self, kind: &str) -> bool {
+        kind == self.start.kind || kind == self.stop.kind
+    }
+
+    fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event) {
+        // A stop first: an event that both stops and starts (rare) answers
+        // the old obligation before opening a new one.
+        if self.stop.matches(ev, &cx.env.lists)
+            && let Some((key, _)) = key_of(ev, &self.key)
+            && let Some(ob) = cx.state.remove_obligation(&cx.meta.id, &key)
+            && ob.fired
+        {
+            cx.effects.push(Effect::Late {
+                rule: ob.rule,
+                subject: ob.subject,
+                due: ob.due,
+                at: ev.ts,
+                evidence: ev.evidence.clone(),
+            });
+        }
+        if self.start.matches(ev, &cx.env.lists)
+            && let Some((key, subject)) = key_of(ev, &self.key)
+        {
+            // The first unanswered start sets the deadline; later ones on
+            // the same key wait with it.
+            if cx.state.has_obligation(&cx.meta.id, &key) {
+                return;
+            }
+            let due = cx.env.calendar.add(ev.ts, self.within, self.clock);
+            cx.state.put_obligation(Obligation {
+                rule: cx.meta.id.clone(),
+                key,
+                subject,
+                started: ev.ts,
+                due,
+                wake: due,
+                evidence: vec![ev.evidence.clone()],
+                fired: false,
+            });
+        }
+    }
+
+    fn on_due(&self, cx: &mut EvalCx<'_>, mut ob: Obligation) {
+        if ob.fired {
+            // Waited long enough for a late discharge: forget it.
+            cx.state.remove_obligation(&ob.rule, &ob.key);
+            return;
+        }
+        let detail = format!(
+            "期限 {} {}（{}），至 {} 仍未完成",
+            humanize(self.within),
+            clock_zh(self.clock),
+            self.stop.kind,
+            crate::engine::local_time(&cx.env.calendar, ob.due)
+        );
+        cx.violation(
+            ob.subject.clone(),
+            ob.due,
+            Some(ob.due),
+            ob.evidence.clone(),
+            Some(detail),
+        );
+        ob.fired = true;
+        ob.wake = ob
+            .due
+            .checked_add(LATE_RETENTION)
+            .unwrap_or(jiff::Timestamp::MAX);
+        cx.state.put_obligation(ob);
+    }
+}
+
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(86_400) {
+        format!("{} 天", s / 86_400)
+    } else if s.is_multiple_of(3600) {
+        format!("{} 小时", s / 3600)
+    } else {
+        format!("{} 分钟", s / 60)
+    }
+}
+
+pub fn clock_zh(c: Clock) -> &'static str {
+    match c {
+        Clock::Wall => "自然时间",
+        Clock::WorkingHours => "工作时间",
+        Clock::WorkingDays => "工作日",
+    }
+}

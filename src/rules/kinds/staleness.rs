@@ -1,0 +1,153 @@
+//! `staleness`: for each subject (of a roster, or seen in the log), the
+//! latest event of a type must lie within a period: passwords changed every
+//! 90 days, an appraisal every quarter, a publication at least every N days.
+//! Reported once per overdue period, not on every tick.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::EventSpec;
+use super::deadline::{clock_zh, humanize};
+use crate::calendar::Clock;
+use crate::diag::{Code, Pos};
+use crate::engine::{EvalCx, EventCheck, Obligation, local_time};
+use crate::event::Event;
+use crate::rules::compile::{Cx, pos_of};
+use crate::rules::cond::{EventMatch, RawEventMatch, compile_duration, compile_match};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Staleness {
+    /// The event that renews a subject.
+    event: RawEventMatch,
+    /// The field naming the subject (account, employee).
+    subject: String,
+    every: Spanned<String>,
+    #[serde(default)]
+    clock: Option<Clock>,
+    /// A named list whose members (or keys) are the subjects to watch even
+    /// before they appear in the log.
+    #[serde(default)]
+    roster: Option<Spanned<String>>,
+}
+
+#[derive(Debug)]
+pub struct StalenessCheck {
+    event: EventMatch,
+    subject: String,
+    every: Duration,
+    clock: Clock,
+    roster: Option<String>,
+}
+
+impl EventSpec for Staleness {
+    type Check = StalenessCheck;
+
+    fn compile(self, cx: &mut Cx<'_>, _at: Pos) -> Option<StalenessCheck> {
+        let event = compile_match(cx, &self.event);
+        let every = compile_duration(cx, &self.every);
+        let mut ok = true;
+        if let Some(r) = &self.roster
+            && cx.lists.is_keyed(&r.value).is_none()
+        {
+            ok = false;
+            cx.error(
+                pos_of(r),
+                Code::InvalidValue,
+                format!("no list named `{}` in lists.yaml", r.value),
+            );
+        }
+        ok.then_some(())?;
+        Some(StalenessCheck {
+            event: event?,
+            subject: self.subject,
+            every: every?,
+            clock: self.clock.unwrap_or(Clock::Wall),
+            roster: self.roster.map(|r| r.value),
+        })
+    }
+}
+
+impl StalenessCheck {
+    fn arm(
+        &self,
+        cx: &mut EvalCx<'_>,
+        subject: String,
+        from: crate::event::Evidence,
+        at: jiff::Timestamp,
+    ) {
+        let due = cx.env.calendar.add(at, self.every, self.clock);
+        cx.state.put_obligation(Obligation {
+            rule: cx.meta.id.clone(),
+            key: subject.clone(),
+            subject,
+            started: at,
+            due,
+            wake: due,
+            evidence: vec![from],
+            fired: false,
+        });
+    }
+}
+
+impl EventCheck for StalenessCheck {
+    fn interested(&self, kind: &str) -> bool {
+        // Without a roster, any event may introduce a subject.
+        self.roster.is_none() || kind == self.event.kind
+    }
+
+    fn on_start(&self, cx: &mut EvalCx<'_>) {
+        let Some(roster) = &self.roster else { return };
+        for subject in cx.env.lists.members(roster) {
+            if !cx.state.has_obligation(&cx.meta.id, &subject) {
+                let due = cx.env.calendar.add(cx.now, self.every, self.clock);
+                cx.state.put_obligation(Obligation {
+                    rule: cx.meta.id.clone(),
+                    key: subject.clone(),
+                    subject,
+                    started: cx.now,
+                    due,
+                    wake: due,
+                    evidence: Vec::new(),
+                    fired: false,
+                });
+            }
+        }
+    }
+
+    fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event) {
+        let Some(subject) = ev.text(&self.subject) else {
+            return;
+        };
+        if self.event.matches(ev, &cx.env.lists) {
+            self.arm(cx, subject, ev.evidence.clone(), ev.ts);
+        } else if self.roster.is_none() && !cx.state.has_obligation(&cx.meta.id, &subject) {
+            // A subject seen for the first time starts its first period now.
+            self.arm(cx, subject, ev.evidence.clone(), ev.ts);
+        }
+    }
+
+    fn on_due(&self, cx: &mut EvalCx<'_>, mut ob: Obligation) {
+        let since = local_time(&cx.env.calendar, ob.started);
+        let period = format!("{} {}", humanize(self.every), clock_zh(self.clock));
+        let detail = if ob.evidence.is_empty() {
+            // A roster subject never seen: counted from the start of watching.
+            format!("自 {since} 起没有 {}，已超过 {period}", self.event.kind)
+        } else {
+            format!("最近一次 {} 在 {since}，已超过 {period}", self.event.kind)
+        };
+        cx.violation(
+            ob.subject.clone(),
+            ob.due,
+            Some(ob.due),
+            ob.evidence.clone(),
+            Some(detail),
+        );
+        // Once per overdue period: the next report is a whole period later.
+        ob.due = cx.env.calendar.add(ob.due, self.every, self.clock);
+        ob.wake = ob.due;
+        cx.state.put_obligation(ob);
+    }
+}

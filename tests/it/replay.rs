@@ -1,0 +1,214 @@
+//! Temporal rules through `complyd replay`, at the edges the regulation cares
+//! about: working hours, holidays, 调休 Saturdays, due instants, versions.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn replay(log: &str, now: &str) -> (Vec<Value>, String, i32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("activity.jsonl");
+    std::fs::write(&path, log).unwrap();
+    let out = Command::cargo_bin("complyd")
+        .unwrap()
+        .env_remove("COMPLYD_RULES")
+        .args([
+            "replay", "--rules", "rules", "--format", "json", "--now", now,
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap(),
+    )
+}
+
+fn of_rule<'a>(v: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    v.iter().filter(|x| x["rule"] == rule).collect()
+}
+
+fn question(ts: &str, thread: &str) -> String {
+    format!(
+        r#"{{"ts":"{ts}","type":"message.received","thread":"{thread}","account":"ks-service","channel":"comment","complexity":"general","text":"一天吃几粒？"}}"#
+    )
+}
+
+fn answer(ts: &str, thread: &str) -> String {
+    format!(
+        r#"{{"ts":"{ts}","type":"message.replied","thread":"{thread}","by":"li.na","text":"您好，每日两粒。"}}"#
+    )
+}
+
+#[test]
+fn friday_1730_question_is_due_monday_0930_and_a_reply_then_is_on_time() {
+    let log = [
+        question("2026-03-06T17:30:00+08:00", "t1"),
+        answer("2026-03-09T09:30:00+08:00", "t1"),
+    ]
+    .join("\n");
+    let (v, _, code) = replay(&log, "2026-03-09T18:00:00+08:00");
+    assert!(of_rule(&v, "reply-general-1h").is_empty(), "{v:?}");
+    assert_eq!(code, 0, "{v:?}");
+}
+
+#[test]
+fn a_reply_one_minute_late_leaves_the_violation_marked_late() {
+    let log = [
+        question("2026-03-06T17:30:00+08:00", "t1"),
+        answer("2026-03-09T09:31:00+08:00", "t1"),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-03-09T18:00:00+08:00");
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["subject"], "t1");
+    assert_eq!(r[0]["due"], "2026-03-09 09:30");
+    assert_eq!(r[0]["late"], "2026-03-09 09:31");
+    assert_eq!(r[0]["severity"], "high");
+    assert!(
+        r[0]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("activity.jsonl:1")
+    );
+}
+
+#[test]
+fn spring_festival_eve_counts_the_make_up_saturday() {
+    // Friday 13 Feb 2026 17:30: 30 minutes that day, then Saturday 14 Feb is a
+    // 调休 working day, so the hour ends at 09:30 on the Saturday.
+    let (v, _, _) = replay(
+        &question("2026-02-13T17:30:00+08:00", "t2"),
+        "2026-02-14T09:31:00+08:00",
+    );
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["due"], "2026-02-14 09:30");
+    let (v, _, _) = replay(
+        &question("2026-02-13T17:30:00+08:00", "t2"),
+        "2026-02-14T09:30:00+08:00",
+    );
+    assert!(
+        of_rule(&v, "reply-general-1h").is_empty(),
+        "due instant itself is not late"
+    );
+}
+
+#[test]
+fn a_question_on_the_make_up_saturday_evening_waits_out_the_festival() {
+    // Saturday 14 Feb 17:30 (working day): 30 minutes, then 15–23 Feb are
+    // holidays; counting resumes Tuesday 24 Feb 09:00.
+    let (v, _, _) = replay(
+        &question("2026-02-14T17:30:00+08:00", "t3"),
+        "2026-02-25T09:00:00+08:00",
+    );
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["due"], "2026-02-24 09:30");
+}
+
+#[test]
+fn approvals_after_the_publication_do_not_count() {
+    let log = r#"{"ts":"2026-03-02T12:00:00+08:00","type":"content.published","content":"p","account":"ks-main","by":"zhao.min","sha256":"s1","hashtags":["养生"],"text":"春季养生"}
+{"ts":"2026-03-02T13:00:00+08:00","type":"content.reviewed","content":"p","stage":"internal","decision":"approved","by":"qian.li","sha256":"s1"}
+{"ts":"2026-03-02T13:30:00+08:00","type":"content.reviewed","content":"p","stage":"final","decision":"approved","by":"zhao.min","sha256":"s1"}"#;
+    let (v, _, _) = replay(log, "2026-03-02T18:00:00+08:00");
+    let r = of_rule(&v, "two-stage-review");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["detail"], "缺少有效的：内部审核、最终审核");
+}
+
+#[test]
+fn an_approval_of_an_older_version_does_not_count() {
+    let log = r#"{"ts":"2026-03-02T10:00:00+08:00","type":"content.reviewed","content":"p","stage":"internal","decision":"approved","by":"qian.li","sha256":"new"}
+{"ts":"2026-03-02T11:00:00+08:00","type":"content.reviewed","content":"p","stage":"final","decision":"approved","by":"zhao.min","sha256":"old"}
+{"ts":"2026-03-02T12:00:00+08:00","type":"content.published","content":"p","account":"ks-main","by":"zhao.min","sha256":"new","hashtags":["养生"],"text":"春季养生"}"#;
+    let (v, _, _) = replay(log, "2026-03-02T18:00:00+08:00");
+    let r = of_rule(&v, "two-stage-review");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["detail"], "缺少有效的：最终审核");
+}
+
+#[test]
+fn out_of_order_lines_and_malformed_lines() {
+    // The reply is written before the question; a broken line sits between.
+    let log = [
+        answer("2026-03-02T10:20:00+08:00", "t4"),
+        "{\"ts\": oops".to_string(),
+        question("2026-03-02T10:00:00+08:00", "t4"),
+    ]
+    .join("\n");
+    let (v, err, _) = replay(&log, "2026-03-02T18:00:00+08:00");
+    assert!(of_rule(&v, "reply-general-1h").is_empty(), "{v:?}");
+    assert!(
+        err.contains("activity.jsonl:2: malformed event: invalid JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "2 events replayed (1 malformed line, 0 after --now skipped, 0 too late to reorder)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn reply_text_goes_through_the_content_rules() {
+    let log = [
+        question("2026-03-02T10:00:00+08:00", "t5"),
+        r#"{"ts":"2026-03-02T10:10:00+08:00","type":"message.replied","thread":"t5","by":"li.na","text":"坚持吃可以根 治失眠"}"#.to_string(),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-03-02T18:00:00+08:00");
+    let r = of_rule(&v, "disease-treatment");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["matched"], "根 治");
+    assert_eq!(r[0]["subject"], "t5");
+}
+
+#[test]
+fn bad_now_is_a_usage_error() {
+    let (_, err, code) = replay("", "tomorrow");
+    assert_eq!(code, 2);
+    assert!(err.contains("--now"), "{err}");
+}
+
+#[test]
+fn events_later_than_the_window_are_evaluated_at_the_current_clock() {
+    // The reply is written after events stamped 12:00 and 12:10: with a
+    // 5-minute window the 12:00 one has been evaluated (firing the 11:00
+    // deadline) when the 10:30 reply arrives.
+    let log = [
+        question("2026-03-02T10:00:00+08:00", "t6"),
+        r#"{"ts":"2026-03-02T12:00:00+08:00","type":"account.login","account":"ks-main","by":"zhao.min"}"#.to_string(),
+        r#"{"ts":"2026-03-02T12:10:00+08:00","type":"account.login","account":"ks-main","by":"zhao.min"}"#.to_string(),
+        answer("2026-03-02T10:30:00+08:00", "t6"),
+    ]
+    .join("\n");
+    let (v, err, _) = replay(&log, "2026-03-02T18:00:00+08:00");
+    assert!(err.contains("1 too late to reorder"), "{err}");
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r.len(), 1, "{v:?}");
+    // The reply itself was in time; only its log line came too late.
+    assert_eq!(r[0]["late"], "2026-03-02 10:30");
+    assert!(
+        r[0]["detail"].as_str().unwrap().contains("日志晚到"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn customer_words_meet_only_the_customer_rules() {
+    // A customer asking about a cure is not a claim; an insult is routed.
+    let log = r#"{"ts":"2026-03-02T10:00:00+08:00","type":"message.received","thread":"c-9","account":"ks-service","channel":"comment","complexity":"general","text":"能根治高血压吗？你们就是一群骗子，傻逼"}
+{"ts":"2026-03-02T10:05:00+08:00","type":"message.replied","thread":"c-9","by":"li.na","text":"您好，保健食品不是药物，不能代替药物治疗疾病。"}"#;
+    let (v, _, _) = replay(log, "2026-03-02T18:00:00+08:00");
+    let rules: Vec<&str> = v.iter().map(|x| x["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["customer-abuse"], "{v:?}");
+    assert_eq!(v[0]["severity"], "low");
+}
