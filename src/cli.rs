@@ -73,6 +73,9 @@ enum Command {
         /// Rules directory (default: $COMPLYD_RULES, /etc/complyd/rules, ./rules).
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// Configuration file (its `calendar:` section: time zone, working hours, holidays).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// The replayed clock: an RFC 3339 time with offset, e.g. 2026-03-02T18:00:00+08:00.
         #[arg(long, value_name = "RFC3339")]
         now: String,
@@ -168,6 +171,7 @@ pub fn main() -> ExitCode {
         }
         Command::Replay {
             rules,
+            config,
             now,
             format,
             allowed_lateness,
@@ -193,7 +197,15 @@ pub fn main() -> ExitCode {
             let Some(set) = load_rules(&rules_dir(rules), err_color) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            run_replay(&set, &logs, now, lateness, format)
+            let calendar = match config.as_deref().map(crate::config::load) {
+                None => crate::calendar::Calendar::default(),
+                Some(Ok(c)) => c.calendar,
+                Some(Err(e)) => {
+                    eprint!("{}", e.render_as(err_color, "the configuration"));
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            run_replay(&set, calendar, &logs, now, lateness, format)
         }
         Command::Rules {
             command: RulesCommand::Validate { dir },
@@ -294,6 +306,7 @@ fn run_scan(
 
 fn run_replay(
     set: &RuleSet,
+    calendar: crate::calendar::Calendar,
     logs: &[PathBuf],
     now: jiff::Timestamp,
     lateness: jiff::SignedDuration,
@@ -333,7 +346,7 @@ fn run_replay(
     }
     let logs = &files[..];
     let env = crate::engine::Env {
-        calendar: crate::calendar::Calendar::default(),
+        calendar,
         lists: set.lists.clone(),
     };
     for w in env.calendar.warnings(now) {

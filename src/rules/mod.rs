@@ -81,13 +81,18 @@ pub struct LoadError {
 
 impl LoadError {
     pub fn render(&self, color: bool) -> String {
+        self.render_as(color, "rule files")
+    }
+
+    /// Renders, naming what was loaded in the last line ("rule files").
+    pub fn render_as(&self, color: bool, what: &str) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
             out.push_str(&d.render(self.sources.get(&d.path).map(String::as_str), color));
         }
         let n = self.diagnostics.len();
         out.push_str(&format!(
-            "{n} error{} in rule files\n",
+            "{n} error{} in {what}\n",
             if n == 1 { "" } else { "s" }
         ));
         out

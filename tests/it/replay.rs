@@ -5,18 +5,23 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn replay(log: &str, now: &str) -> (Vec<Value>, String, i32) {
+    replay_with(log, now, None)
+}
+
+fn replay_with(log: &str, now: &str, config: Option<&str>) -> (Vec<Value>, String, i32) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("activity.jsonl");
     std::fs::write(&path, log).unwrap();
-    let out = Command::cargo_bin("complyd")
-        .unwrap()
-        .env_remove("COMPLYD_RULES")
-        .args([
-            "replay", "--rules", "rules", "--format", "json", "--now", now,
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let mut cmd = Command::cargo_bin("complyd").unwrap();
+    cmd.env_remove("COMPLYD_RULES").args([
+        "replay", "--rules", "rules", "--format", "json", "--now", now,
+    ]);
+    if let Some(c) = config {
+        let cfg = tmp.path().join("complyd.yaml");
+        std::fs::write(&cfg, c).unwrap();
+        cmd.arg("--config").arg(cfg);
+    }
+    let out = cmd.arg(&path).output().unwrap();
     let lines = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -211,4 +216,26 @@ fn customer_words_meet_only_the_customer_rules() {
     let rules: Vec<&str> = v.iter().map(|x| x["rule"].as_str().unwrap()).collect();
     assert_eq!(rules, ["customer-abuse"], "{v:?}");
     assert_eq!(v[0]["severity"], "low");
+}
+
+#[test]
+fn a_lunch_break_from_the_configuration_moves_the_due_instant() {
+    let cfg = "calendar:\n  working_hours: [09:00-12:00, 13:30-18:00]\n";
+    let (v, _, _) = replay_with(
+        &question("2026-03-02T11:30:00+08:00", "t7"),
+        "2026-03-02T18:00:00+08:00",
+        Some(cfg),
+    );
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r[0]["due"], "2026-03-02 14:00", "{v:?}");
+    let (_, err, code) = replay_with(
+        "",
+        "2026-03-02T18:00:00+08:00",
+        Some("calendar:\n  working_hours: [9-5]\n"),
+    );
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("complyd.yaml:2:19: error[invalid-value]"),
+        "{err}"
+    );
 }
