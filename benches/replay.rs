@@ -245,6 +245,9 @@ fn main() {
             std::slice::from_ref(&log),
             now,
             complyd::replay::DEFAULT_ALLOWED_LATENESS,
+            &mut |r| {
+                std::hint::black_box(r);
+            },
         );
         times.push(start.elapsed().as_secs_f64());
         last = Some(out);
@@ -263,7 +266,7 @@ fn main() {
     );
     println!(
         "violations {}, malformed {}, too late {}, obligations held at the end {}, peak RSS {} MiB (before replay {} MiB)",
-        out.violations.len(),
+        out.violations,
         out.malformed.len(),
         out.too_late,
         out.open_obligations,

@@ -352,25 +352,25 @@ fn run_replay(
     for w in env.calendar.warnings(now) {
         eprintln!("warning: {w}");
     }
-    let outcome = crate::replay::replay(set, &env, logs, now, lateness);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut sink = |r: crate::replay::Reported| {
+        let _ = match format {
+            FormatArg::Human => crate::replay::write_human(&mut out, &r),
+            FormatArg::Json => serde_json::to_writer(&mut out, &r)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+        };
+    };
+    let outcome = crate::replay::replay(set, &env, logs, now, lateness, &mut sink);
+    let _ = out.flush();
+    drop(out);
     for m in &outcome.malformed {
         eprintln!("{m}");
     }
     for (path, why) in &outcome.unreadable {
         eprintln!("{}: cannot read: {why}", path.display());
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for r in &outcome.violations {
-        let _ = match format {
-            FormatArg::Human => crate::replay::write_human(&mut out, r),
-            FormatArg::Json => serde_json::to_writer(&mut out, r)
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out)),
-        };
-    }
-    let _ = out.flush();
-    drop(out);
     eprintln!(
         "{} events replayed ({} malformed line{}, {} after --now skipped, {} too late to reorder); {} violation{}",
         outcome.events,
@@ -382,14 +382,10 @@ fn run_replay(
         },
         outcome.future_events,
         outcome.too_late,
-        outcome.violations.len(),
-        if outcome.violations.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        outcome.violations,
+        if outcome.violations == 1 { "" } else { "s" }
     );
-    if outcome.violations.is_empty() {
+    if outcome.violations == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FINDINGS)

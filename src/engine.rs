@@ -81,9 +81,13 @@ pub trait State: std::fmt::Debug {
     fn obligation_count(&self) -> usize;
 }
 
+/// How long a violated deadline waits for a late discharge before it is
+/// forgotten (bounds the state by open obligations, not by log length).
+pub const LATE_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// How long facts are remembered after the last fact of their key: bounds
 /// the state by recent activity, not by the length of the log.
-pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(180 * 24);
+pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
 
 /// An in-memory [`State`]. Maps are keyed rule → key so that lookups by
 /// `&str` allocate nothing.

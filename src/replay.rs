@@ -53,7 +53,8 @@ pub struct Reported {
 
 #[derive(Debug, Default)]
 pub struct ReplayOutcome {
-    pub violations: Vec<Reported>,
+    /// Violations handed to the sink.
+    pub violations: usize,
     pub malformed: Vec<Malformed>,
     pub unreadable: Vec<(PathBuf, String)>,
     pub events: usize,
@@ -109,13 +110,17 @@ impl LogReader {
     }
 }
 
-/// Replays `logs` through the rules with the clock at `now`.
+/// Replays `logs` through the rules with the clock at `now`, handing each
+/// violation to `sink` once it is final: at once for most rules; for a
+/// deadline, when its late discharge arrives or when the wait for one ends
+/// (so output order follows resolution, and memory stays bounded).
 pub fn replay(
     rules: &RuleSet,
     env: &Env,
     logs: &[PathBuf],
     now: Timestamp,
     allowed_lateness: SignedDuration,
+    sink: &mut dyn FnMut(Reported),
 ) -> ReplayOutcome {
     let mut out = ReplayOutcome::default();
     let mut readers = Vec::new();
@@ -143,7 +148,7 @@ pub fn replay(
     let mut newest: Option<Timestamp> = None;
     let mut clock: Option<Timestamp> = None;
     let mut state = MemoryState::default();
-    let mut effects = Vec::new();
+    let mut pending = Pending::default();
     let mut started = false;
 
     let mut apply = |ev: Event, clock: &mut Option<Timestamp>, out: &mut ReplayOutcome| {
@@ -152,7 +157,8 @@ pub fn replay(
             return;
         }
         if !started {
-            effects.extend(engine::start(rules, env, &mut state, ev.ts));
+            let effects = engine::start(rules, env, &mut state, ev.ts);
+            out.violations += pending.absorb(env, effects, ev.ts, sink);
             started = true;
         }
         let at = match *clock {
@@ -164,13 +170,8 @@ pub fn replay(
         };
         *clock = Some(at);
         out.events += 1;
-        effects.extend(engine::evaluate(
-            rules,
-            env,
-            &mut state,
-            Input::Event(&ev),
-            at,
-        ));
+        let effects = engine::evaluate(rules, env, &mut state, Input::Event(&ev), at);
+        out.violations += pending.absorb(env, effects, at, sink);
     };
 
     loop {
@@ -203,69 +204,120 @@ pub fn replay(
         let ev = held.remove(&id).expect("held event");
         apply(ev, &mut clock, &mut out);
     }
+    let mut effects = Vec::new();
     if !started {
         effects.extend(engine::start(rules, env, &mut state, now));
     }
     effects.extend(engine::evaluate(rules, env, &mut state, Input::Tick, now));
+    out.violations += pending.absorb(env, effects, now, sink);
+    out.violations += pending.flush_all(env, sink);
     out.open_obligations = state.obligation_count();
-    out.violations = report(env, effects);
     out
 }
 
-/// Turns effects into reports, attaching late discharges to their violations.
-pub fn report(env: &Env, effects: Vec<Effect>) -> Vec<Reported> {
-    let cal = &env.calendar;
-    let mut list: Vec<(Violation, Option<Timestamp>)> = Vec::new();
-    for e in effects {
-        match e {
-            Effect::Violation(v) => list.push((v, None)),
-            Effect::Late {
-                rule,
-                subject,
-                due,
-                at,
-                ..
-            } => {
-                if let Some((_, late)) = list
-                    .iter_mut()
-                    .rev()
-                    .find(|(v, _)| v.rule == rule && v.subject == subject && v.due == Some(due))
-                {
-                    *late = Some(at);
+/// Deadline violations waiting for a possible late discharge.
+#[derive(Debug, Default)]
+struct Pending {
+    held: std::collections::HashMap<(String, String, Timestamp), Violation>,
+    by_due: std::collections::BTreeSet<(Timestamp, String, String)>,
+}
+
+impl Pending {
+    /// Routes effects: final violations to the sink, deadline violations
+    /// into the wait, late discharges onto their violation. Returns how many
+    /// violations reached the sink.
+    fn absorb(
+        &mut self,
+        env: &Env,
+        effects: Vec<Effect>,
+        clock: Timestamp,
+        sink: &mut dyn FnMut(Reported),
+    ) -> usize {
+        let mut sent = 0;
+        for e in effects {
+            match e {
+                Effect::Violation(v) => match v.due {
+                    Some(due) => {
+                        self.by_due.insert((due, v.rule.clone(), v.subject.clone()));
+                        self.held
+                            .insert((v.rule.clone(), v.subject.clone(), due), v);
+                    }
+                    None => {
+                        sink(reported(env, v, None));
+                        sent += 1;
+                    }
+                },
+                Effect::Late {
+                    rule,
+                    subject,
+                    due,
+                    at,
+                    ..
+                } => {
+                    self.by_due.remove(&(due, rule.clone(), subject.clone()));
+                    if let Some(v) = self.held.remove(&(rule, subject, due)) {
+                        sink(reported(env, v, Some(at)));
+                        sent += 1;
+                    }
                 }
             }
         }
-    }
-    list.into_iter()
-        .map(|(mut v, late)| {
-            if let (Some(l), Some(due)) = (late, v.due)
-                && l <= due
-            {
-                // Discharged in time, but its line arrived after the reorder
-                // window had already let the deadline pass.
-                let note = "完成时间在期限内，但日志晚到，超出允许的乱序窗口";
-                v.detail = Some(match v.detail.take() {
-                    Some(d) => format!("{d}；{note}"),
-                    None => note.to_string(),
-                });
+        // Past the wait, no late discharge can come: the violation is final.
+        let horizon = clock
+            .checked_sub(engine::LATE_RETENTION)
+            .unwrap_or(Timestamp::MIN);
+        while let Some((due, _, _)) = self.by_due.first()
+            && *due < horizon
+        {
+            let (due, rule, subject) = self.by_due.pop_first().expect("first");
+            if let Some(v) = self.held.remove(&(rule, subject, due)) {
+                sink(reported(env, v, None));
+                sent += 1;
             }
-            (v, late)
-        })
-        .map(|(v, late)| Reported {
-            tier: v.severity.tier(),
-            rule: v.rule,
-            severity: v.severity,
-            subject: v.subject,
-            at: engine::local_time(cal, v.at),
-            due: v.due.map(|d| engine::local_time(cal, d)),
-            late: late.map(|t| engine::local_time(cal, t)),
-            message: v.message,
-            clause: v.clause,
-            detail: v.detail,
-            matched: v.matched,
-            evidence: v.evidence.iter().map(ToString::to_string).collect(),
-        })
-        .collect()
+        }
+        sent
+    }
+
+    fn flush_all(&mut self, env: &Env, sink: &mut dyn FnMut(Reported)) -> usize {
+        let mut sent = 0;
+        while let Some((due, rule, subject)) = self.by_due.pop_first() {
+            if let Some(v) = self.held.remove(&(rule, subject, due)) {
+                sink(reported(env, v, None));
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+/// A violation as printed, with its late discharge if any.
+pub fn reported(env: &Env, mut v: Violation, late: Option<Timestamp>) -> Reported {
+    let cal = &env.calendar;
+    if let (Some(l), Some(due)) = (late, v.due)
+        && l <= due
+    {
+        // Discharged in time, but its line arrived after the reorder window
+        // had already let the deadline pass.
+        let note = "完成时间在期限内，但日志晚到，超出允许的乱序窗口";
+        v.detail = Some(match v.detail.take() {
+            Some(d) => format!("{d}；{note}"),
+            None => note.to_string(),
+        });
+    }
+    Reported {
+        tier: v.severity.tier(),
+        rule: v.rule,
+        severity: v.severity,
+        subject: v.subject,
+        at: engine::local_time(cal, v.at),
+        due: v.due.map(|d| engine::local_time(cal, d)),
+        late: late.map(|t| engine::local_time(cal, t)),
+        message: v.message,
+        clause: v.clause,
+        detail: v.detail,
+        matched: v.matched,
+        evidence: v.evidence.iter().map(ToString::to_string).collect(),
+    }
 }
 
 /// One line per violation:

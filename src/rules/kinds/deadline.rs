@@ -11,16 +11,12 @@ use serde_saphyr::Spanned;
 use super::EventSpec;
 use crate::calendar::Clock;
 use crate::diag::Pos;
-use crate::engine::{Effect, EvalCx, EventCheck, Obligation};
+use crate::engine::{Effect, EvalCx, EventCheck, LATE_RETENTION, Obligation};
 use crate::event::Event;
 use crate::rules::compile::Cx;
 use crate::rules::cond::{
     EventMatch, RawEventMatch, check_key, compile_duration, compile_match, key_of,
 };
-
-/// How long a violated obligation waits for a late discharge before it is
-/// forgotten (bounds the state by open obligations, not by log length).
-const LATE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
