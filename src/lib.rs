@@ -5,26 +5,28 @@
 //! # Data flow
 //!
 //! ```text
-//!  rules/*.yaml ──► rules::yaml (serde-saphyr, budgets) ──► rules::spec (raw, with spans)
-//!                      │ problems ──► diag::Diagnostic  (path:line:col: error[code]: …)
-//!                      ▼
-//!                  rules::compile ──► RuleSet { rules: [Rule { meta, check }], matcher }
-//!                                         │            one slot per phrase group
-//!                                         ▼
-//!  file ──► extract (txt, md, srt, vtt, docx, *.post.json; encodings)
-//!             ──► Document { units: [TextUnit] }
-//!                      ▼
-//!        check::check_document
-//!             matcher::Matcher::scan  — one pass per unit: fold (normalize) fused
-//!                                       with one Aho–Corasick automaton + one RegexSet
-//!             DocHits (hits by slot) ──► each rule kind's ContentCheck ──► Flag
-//!             ──► finding::Finding (line, column, matched text, message, clause)
-//!                      ▼
-//!        scan (CLI: human or JSON lines)      ruletest (`rules test`: examples)
+//!  rules/*.yaml ─► rules::yaml (serde-saphyr, budgets) ─► rules::spec (raw, with spans)
+//!  rules/lists.yaml ─► rules::cond::Lists        │ problems ─► diag::Diagnostic
+//!                                                ▼            (path:line:col: error[code]: …)
+//!               rules::compile ─► RuleSet { rules: [Rule { meta, check }], matcher, lists }
+//!                                   check = Content(phrases | required | together)
+//!                                         | Event(deadline | prerequisite | staleness | event)
+//!
+//!  content file ─► extract (txt, md, srt, vtt, docx, *.post.json; encodings) ─► [TextUnit]
+//!        ─► check::check_units ─ matcher::Matcher::scan: folding (normalize) fused with one
+//!           Aho–Corasick automaton + one RegexSet ─► DocHits by slot ─► ContentCheck ─► Finding
+//!        ─► scan (CLI, human or JSON lines) · ruletest (`rules test`)
+//!
+//!  activity log ─► event (JSON lines, file:line evidence) ─► replay (merge, reorder window)
+//!        ─► engine::evaluate(input, state, now) ─► [Effect] (violations, late discharges)
+//!             fires obligations due before `now` (calendar: working hours, holidays, 调休),
+//!             then each EventCheck reacts; reply and caption text go through check_units
+//!           state behind engine::State (MemoryState here; SQLite in the daemon)
 //! ```
 //!
-//! `check_document` is pure and synchronous: the CLI's `scan` and the
-//! examples runner call it directly, and the daemon will call the same core.
+//! Both cores are pure and synchronous: `scan`, `replay` and `rules test`
+//! call them directly, and the daemon will run the same functions in its
+//! async shell (sources → core → store and mailer).
 
 pub mod calendar;
 pub mod check;
