@@ -21,6 +21,9 @@ use std::time::Instant;
 
 use complyd::engine::Env;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
 
