@@ -127,6 +127,12 @@ impl MatcherBuilder {
     }
 
     pub fn build(self) -> Matcher {
+        self.build_with(None)
+    }
+
+    /// Builds, with the root skip forced on or off (`None`: by automaton size).
+    /// Tests use it to check that both paths find the same hits.
+    pub fn build_with(self, root_skip: Option<bool>) -> Matcher {
         let mut patterns: Vec<(String, u32)> = self.index.into_iter().collect();
         patterns.sort_unstable_by_key(|&(_, id)| id);
         let ac = if patterns.is_empty() {
@@ -135,12 +141,14 @@ impl MatcherBuilder {
             // Patterns are de-duplicated after folding above, which is the only
             // way daachorse's builder can fail here besides exceeding its
             // capacity (~2^31 states), far beyond any dictionary we accept.
-            Some(
-                CharwiseDoubleArrayAhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build_with_values(patterns.iter().map(|(p, id)| (p.as_str(), *id)))
-                    .expect("automaton over de-duplicated non-empty patterns"),
-            )
+            let mut ac = CharwiseDoubleArrayAhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build_with_values(patterns.iter().map(|(p, id)| (p.as_str(), *id)))
+                .expect("automaton over de-duplicated non-empty patterns");
+            if root_skip.unwrap_or(ac.heap_bytes() <= ROOT_SKIP_MAX_BYTES) {
+                ac.cache_depths().expect("depths of a standard automaton");
+            }
+            Some(ac)
         };
         let mut slot_start = Vec::with_capacity(self.pattern_slots.len() + 1);
         let mut slot_data = Vec::new();
@@ -172,11 +180,32 @@ impl MatcherBuilder {
         let ring = (max_bytes + 1).next_power_of_two();
         let alphabet: HashSet<char> = patterns.iter().flat_map(|(p, _)| p.chars()).collect();
         let f = folder();
+        // Small automata: a bitset of the characters that begin a phrase
+        // lets the scan skip the others while no match is under way.
+        let starts = ac
+            .as_ref()
+            .filter(|a| root_skip.unwrap_or(a.heap_bytes() <= ROOT_SKIP_MAX_BYTES))
+            .map(|_| {
+                let first: HashSet<char> = patterns
+                    .iter()
+                    .filter_map(|(p, _)| p.chars().next())
+                    .collect();
+                let mut bits = vec![0u64; 0x10000 / 64].into_boxed_slice();
+                for cp in 0..0x10000u32 {
+                    if let Some(nc) = char::from_u32(cp).and_then(|c| f.fold(c))
+                        && first.contains(&nc)
+                    {
+                        bits[(cp >> 6) as usize] |= 1 << (cp & 63);
+                    }
+                }
+                bits
+            });
         let table = (0..0x10000u32)
             .map(|cp| char::from_u32(cp).map_or(SLOW, |c| entry(f, &alphabet, c)))
             .collect();
         Matcher {
             ac,
+            starts,
             table,
             alphabet,
             phrase_count: patterns.len(),
@@ -189,6 +218,11 @@ impl MatcherBuilder {
         }
     }
 }
+
+/// Automata up to this size track whether they are at the root (their
+/// depth table then stays in cache); bigger ones pay more for the lookup
+/// than skipping saves.
+const ROOT_SKIP_MAX_BYTES: usize = 1 << 20;
 
 /// `Matcher::table` entries that are not a folded character.
 const SKIP: u16 = 0;
@@ -255,6 +289,9 @@ pub struct Matcher {
     /// folded character, or SKIP (interference), IDLE (its folded form is in
     /// no phrase, so no match runs across it) or SLOW (see `entry`).
     table: Box<[u16]>,
+    /// For small automata: bit per BMP code point, set when its folded form
+    /// begins some phrase.
+    starts: Option<Box<[u64]>>,
     /// The characters that occur in some folded phrase.
     alphabet: HashSet<char>,
     regex_set: Option<RegexSet>,
@@ -329,8 +366,19 @@ impl Matcher {
         };
         let mut stepper = ac.find_overlapping_stepper();
         let mut pos = 0usize;
+        // Only tracked when `starts` is set (small automata, see `build`).
+        let mut at_root = self.starts.is_some();
         for (i, c) in text.char_indices() {
             let cp = c as u32;
+            if at_root
+                && cp < 0x10000
+                && let Some(starts) = &self.starts
+                && starts[(cp >> 6) as usize] >> (cp & 63) & 1 == 0
+            {
+                // From the root, a character that begins no phrase leads
+                // back to the root.
+                continue;
+            }
             let e = if cp < 0x10000 {
                 self.table[cp as usize]
             } else {
@@ -344,6 +392,7 @@ impl Matcher {
                     if pos != 0 {
                         stepper = ac.find_overlapping_stepper();
                         pos = 0;
+                        at_root = self.starts.is_some();
                     }
                     continue;
                 }
@@ -364,6 +413,9 @@ impl Matcher {
             ring[pos & mask] = i;
             pos += nc.len_utf8();
             stepper.consume(nc);
+            if self.starts.is_some() {
+                at_root = stepper.depth() == Some(0);
+            }
             for m in stepper.matches() {
                 emit(m.value(), ring[m.start() & mask], i + c.len_utf8());
             }
