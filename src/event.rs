@@ -91,6 +91,26 @@ pub const TYPES: &[(&str, &[&str])] = &[
     ("appraisal.feedback_held", &["employee", "period", "by"]),
 ];
 
+/// How supervisors name each event type in violation details.
+pub fn label_zh(kind: &str) -> &str {
+    match kind {
+        "message.received" => "客户咨询",
+        "message.replied" => "回复",
+        "content.submitted" => "提交审核",
+        "content.reviewed" => "审核",
+        "content.published" => "发布内容",
+        "account.password_changed" => "更换密码",
+        "account.login" => "登录",
+        "account.anomaly" => "账号异常",
+        "complaint.opened" => "投诉受理",
+        "complaint.resolved" => "投诉处理完毕",
+        "complaint.result_notified" => "告知客户处理结果",
+        "appraisal.completed" => "绩效考核",
+        "appraisal.feedback_held" => "绩效反馈面谈",
+        other => other,
+    }
+}
+
 /// Allowed values of enumerated fields.
 const ENUMS: &[(&str, &str, &[&str])] = &[
     ("message.received", "channel", &["comment", "dm", "inquiry"]),

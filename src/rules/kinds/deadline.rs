@@ -107,10 +107,10 @@ impl EventCheck for DeadlineCheck {
             return;
         }
         let detail = format!(
-            "期限 {} {}（{}），至 {} 仍未完成",
+            "应在 {} {}内{}，截至 {} 仍未完成",
             humanize(self.within),
             clock_zh(self.clock),
-            self.stop.kind,
+            crate::event::label_zh(&self.stop.kind),
             crate::engine::local_time(&cx.env.calendar, ob.due)
         );
         cx.violation(

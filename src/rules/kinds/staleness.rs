@@ -13,7 +13,7 @@ use super::deadline::{clock_zh, humanize};
 use crate::calendar::Clock;
 use crate::diag::{Code, Pos};
 use crate::engine::{EvalCx, EventCheck, Obligation, local_time};
-use crate::event::Event;
+use crate::event::{Event, label_zh};
 use crate::rules::compile::{Cx, pos_of};
 use crate::rules::cond::{EventMatch, RawEventMatch, compile_duration, compile_match};
 
@@ -134,9 +134,15 @@ impl EventCheck for StalenessCheck {
         let period = format!("{} {}", humanize(self.every), clock_zh(self.clock));
         let detail = if ob.evidence.is_empty() {
             // A roster subject never seen: counted from the start of watching.
-            format!("自 {since} 起没有 {}，已超过 {period}", self.event.kind)
+            format!(
+                "自 {since} 起没有{}，已超过 {period}",
+                label_zh(&self.event.kind)
+            )
         } else {
-            format!("最近一次 {} 在 {since}，已超过 {period}", self.event.kind)
+            format!(
+                "最近一次{}在 {since}，已超过 {period}",
+                label_zh(&self.event.kind)
+            )
         };
         cx.violation(
             ob.subject.clone(),
