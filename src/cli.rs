@@ -354,13 +354,15 @@ fn run_replay(
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_failed = false;
     let mut sink = |r: crate::replay::Reported| {
-        let _ = match format {
+        let result = match format {
             FormatArg::Human => crate::replay::write_human(&mut out, &r),
             FormatArg::Json => serde_json::to_writer(&mut out, &r)
                 .map_err(std::io::Error::other)
                 .and_then(|()| writeln!(out)),
         };
+        write_failed |= result.is_err();
     };
     let outcome = crate::replay::replay(set, &env, logs, now, lateness, &mut sink);
     let _ = out.flush();
@@ -372,7 +374,7 @@ fn run_replay(
         eprintln!("{}: cannot read: {why}", path.display());
     }
     eprintln!(
-        "{} events replayed ({} malformed line{}, {} after --now skipped, {} too late to reorder); {} violation{}",
+        "{} events replayed ({} malformed line{}, {} after --now skipped, {} too late to reorder, {} withdrawn as logged late); {} violation{}",
         outcome.events,
         outcome.malformed.len(),
         if outcome.malformed.len() == 1 {
@@ -382,10 +384,17 @@ fn run_replay(
         },
         outcome.future_events,
         outcome.too_late,
+        outcome.retracted,
         outcome.violations,
         if outcome.violations == 1 { "" } else { "s" }
     );
-    if outcome.violations == 0 {
+    if write_failed {
+        eprintln!("error: could not write all violations to standard output");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // Unread input is never a clean bill: like `scan`'s not-checked files,
+    // malformed lines and unreadable logs make the run report findings.
+    if outcome.violations == 0 && outcome.malformed.is_empty() && outcome.unreadable.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FINDINGS)

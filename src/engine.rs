@@ -85,9 +85,11 @@ pub trait State: std::fmt::Debug {
 /// forgotten (bounds the state by open obligations, not by log length).
 pub const LATE_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
-/// How long facts are remembered after the last fact of their key: bounds
-/// the state by recent activity, not by the length of the log.
-pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
+/// How long a fact counts (an approval 90 days before a publication no
+/// longer does). Rules filter by it, and the state drops keys whose facts
+/// are all older, so results do not depend on how much else the log holds,
+/// and the state is bounded by recent activity, not by the length of the log.
+pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
 
 /// An in-memory [`State`]. Maps are keyed rule → key so that lookups by
 /// `&str` allocate nothing.

@@ -231,6 +231,11 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> (Vec<Event>, Vec<Malformed>) {
             line: n as u32 + 1,
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let raw = if n == 0 {
+            raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw)
+        } else {
+            raw
+        };
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

@@ -10,8 +10,10 @@
 //! an event written up to that much after a later-stamped one is still
 //! evaluated in timestamp order. An event later than that is evaluated when
 //! it arrives, at the clock's current time (time never runs backwards), and
-//! counted as too late. Events stamped after `--now` have not happened yet
-//! on the replayed clock: they are counted and skipped.
+//! counted as too late; a deadline it discharged in time (its own timestamp
+//! at or before the due instant) is withdrawn rather than reported. Events
+//! stamped after `--now` have not happened yet on the replayed clock: they
+//! are counted and skipped, and do not move the window.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -61,6 +63,9 @@ pub struct ReplayOutcome {
     pub future_events: usize,
     /// Events that arrived after the reorder window had passed them.
     pub too_late: usize,
+    /// Deadline violations withdrawn because the discharge, logged too late
+    /// for the reorder window, had in fact happened in time.
+    pub retracted: usize,
     /// Obligations still held at the end (open or awaiting a late discharge).
     pub open_obligations: usize,
 }
@@ -99,6 +104,12 @@ impl LogReader {
                 }
             };
             let text = text.strip_suffix('\r').unwrap_or(&text);
+            // A byte order mark some Windows tools write before the first line.
+            let text = if self.line == 1 {
+                text.strip_prefix('\u{feff}').unwrap_or(text)
+            } else {
+                text
+            };
             if text.trim().is_empty() {
                 continue;
             }
@@ -184,7 +195,10 @@ pub fn replay(
         let Some((_, i)) = next else { break };
         let ev = heads[i].take().expect("head present");
         heads[i] = readers[i].next_event(&mut out.malformed);
-        newest = Some(newest.map_or(ev.ts, |n| n.max(ev.ts)));
+        // Events after --now are skipped later; they must not move the window.
+        if ev.ts <= now {
+            newest = Some(newest.map_or(ev.ts, |n| n.max(ev.ts)));
+        }
         window.push(Reverse((ev.ts, arrival)));
         held.insert(arrival, ev);
         arrival += 1;
@@ -211,6 +225,7 @@ pub fn replay(
     effects.extend(engine::evaluate(rules, env, &mut state, Input::Tick, now));
     out.violations += pending.absorb(env, effects, now, sink);
     out.violations += pending.flush_all(env, sink);
+    out.retracted = pending.retracted;
     out.open_obligations = state.obligation_count();
     out
 }
@@ -220,6 +235,7 @@ pub fn replay(
 struct Pending {
     held: std::collections::HashMap<(String, String, Timestamp), Violation>,
     by_due: std::collections::BTreeSet<(Timestamp, String, String)>,
+    retracted: usize,
 }
 
 impl Pending {
@@ -256,8 +272,14 @@ impl Pending {
                 } => {
                     self.by_due.remove(&(due, rule.clone(), subject.clone()));
                     if let Some(v) = self.held.remove(&(rule, subject, due)) {
-                        sink(reported(env, v, Some(at)));
-                        sent += 1;
+                        if at <= due {
+                            // Done in time; only its log line came after the
+                            // reorder window had let the deadline pass.
+                            self.retracted += 1;
+                        } else {
+                            sink(reported(env, v, Some(at)));
+                            sent += 1;
+                        }
                     }
                 }
             }
@@ -291,19 +313,8 @@ impl Pending {
 }
 
 /// A violation as printed, with its late discharge if any.
-pub fn reported(env: &Env, mut v: Violation, late: Option<Timestamp>) -> Reported {
+pub fn reported(env: &Env, v: Violation, late: Option<Timestamp>) -> Reported {
     let cal = &env.calendar;
-    if let (Some(l), Some(due)) = (late, v.due)
-        && l <= due
-    {
-        // Discharged in time, but its line arrived after the reorder window
-        // had already let the deadline pass.
-        let note = "完成时间在期限内，但日志晚到，超出允许的乱序窗口";
-        v.detail = Some(match v.detail.take() {
-            Some(d) => format!("{d}；{note}"),
-            None => note.to_string(),
-        });
-    }
     Reported {
         tier: v.severity.tier(),
         rule: v.rule,

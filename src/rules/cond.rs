@@ -128,10 +128,12 @@ impl Cond {
         let text = value.and_then(value_str);
         let text = text.as_deref();
         match &self.test {
-            Test::Exists(want) => value.is_some() == *want,
-            Test::Eq(v) => text == Some(v),
-            Test::Ne(v) => text != Some(v),
-            Test::OneOf(vs, member) => text.is_some_and(|t| vs.iter().any(|v| v == t)) == *member,
+            Test::Exists(want) => value.is_some_and(|v| !is_empty(v)) == *want,
+            Test::Eq(v) => text.is_some_and(|t| same_value(t, v)),
+            Test::Ne(v) => !text.is_some_and(|t| same_value(t, v)),
+            Test::OneOf(vs, member) => {
+                text.is_some_and(|t| vs.iter().any(|v| same_value(t, v))) == *member
+            }
             Test::Regex(re) => text.is_some_and(|t| re.is_match(t)),
             Test::Cmp(op, n) => text
                 .and_then(|t| t.parse::<f64>().ok())
@@ -145,6 +147,21 @@ impl Cond {
                 entries.is_some_and(|e| e.iter().any(|v| v == t)) == *member
             }
         }
+    }
+}
+
+/// Equal as text, or as numbers when both are numbers (`1`, `1.0`, `1e0`).
+fn same_value(a: &str, b: &str) -> bool {
+    a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// An empty list or text counts as absent (`hashtags: []` has no hashtags).
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::String(s) => s.trim().is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        _ => false,
     }
 }
 
@@ -436,6 +453,15 @@ pub fn compile_duration(cx: &mut Cx<'_>, d: &Spanned<String>) -> Option<std::tim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_compare_as_numbers_when_both_are() {
+        assert!(same_value("1.0", "1"));
+        assert!(same_value("1e3", "1000"));
+        assert!(same_value("abc", "abc"));
+        assert!(!same_value("1.0", "1.5"));
+        assert!(!same_value("01a", "1a"));
+    }
 
     #[test]
     fn durations() {

@@ -64,25 +64,28 @@ impl EventCheck for DeadlineCheck {
 
     fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event) {
         // A stop first: an event that both stops and starts (rare) answers
-        // the old obligation before opening a new one.
+        // the old obligation before opening a new one. It discharges the
+        // open obligation (on time) and a fired one still waiting (late).
         if self.stop.matches(ev, &cx.env.lists)
             && let Some((key, _)) = key_of(ev, &self.key)
-            && let Some(ob) = cx.state.remove_obligation(&cx.meta.id, &key)
-            && ob.fired
         {
-            cx.effects.push(Effect::Late {
-                rule: ob.rule,
-                subject: ob.subject,
-                due: ob.due,
-                at: ev.ts,
-                evidence: ev.evidence.clone(),
-            });
+            cx.state.remove_obligation(&cx.meta.id, &key);
+            if let Some(ob) = cx.state.remove_obligation(&cx.meta.id, &late_key(&key)) {
+                cx.effects.push(Effect::Late {
+                    rule: ob.rule,
+                    subject: ob.subject,
+                    due: ob.due,
+                    at: ev.ts,
+                    evidence: ev.evidence.clone(),
+                });
+            }
         }
         if self.start.matches(ev, &cx.env.lists)
             && let Some((key, subject)) = key_of(ev, &self.key)
         {
             // The first unanswered start sets the deadline; later ones on
-            // the same key wait with it.
+            // the same key wait with it (a deadline that already fired does
+            // not: its record waits for a late discharge under its own key).
             if cx.state.has_obligation(&cx.meta.id, &key) {
                 return;
             }
@@ -120,6 +123,9 @@ impl EventCheck for DeadlineCheck {
             ob.evidence.clone(),
             Some(detail),
         );
+        // The key is free for the next start; the fired record waits apart.
+        cx.state.remove_obligation(&ob.rule, &ob.key);
+        ob.key = late_key(&ob.key);
         ob.fired = true;
         ob.wake = ob
             .due
@@ -127,6 +133,13 @@ impl EventCheck for DeadlineCheck {
             .unwrap_or(jiff::Timestamp::MAX);
         cx.state.put_obligation(ob);
     }
+}
+
+/// Where a fired deadline waits for a late discharge. One per key: a newer
+/// fired deadline on the same key replaces the older one (whose violation
+/// then stands without a late mark).
+fn late_key(key: &str) -> String {
+    format!("{key}\u{1e}late")
 }
 
 pub fn humanize(d: Duration) -> String {

@@ -149,7 +149,11 @@ impl EventCheck for PrerequisiteCheck {
         if !self.event.matches(ev, &cx.env.lists) {
             return;
         }
-        let facts = cx.state.facts(&cx.meta.id, &key);
+        // Facts older than the retention do not count, however large the log
+        // (the state drops them in batches; the rule must not notice when).
+        let oldest = ev.ts - crate::engine::FACT_RETENTION;
+        let mut facts = cx.state.facts(&cx.meta.id, &key);
+        facts.retain(|f| f.ts >= oldest);
         let lists = &cx.env.lists;
         let author = ev.text("author").or_else(|| {
             let (_, m, field) = self.distinct.as_ref()?;
