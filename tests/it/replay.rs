@@ -280,3 +280,33 @@ fn empty_hashtags_count_as_missing_and_unreadable_input_is_not_clean() {
     assert!(v.is_empty());
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn both_review_stages_by_one_person_is_flagged_but_two_people_pass() {
+    let review = |stage: &str, by: &str, ts: &str| {
+        format!(
+            r#"{{"ts":"{ts}","type":"content.reviewed","content":"p","stage":"{stage}","decision":"approved","by":"{by}","sha256":"s"}}"#
+        )
+    };
+    let publish = r#"{"ts":"2026-03-02T12:00:00+08:00","type":"content.published","content":"p","account":"ks-main","by":"zhao.min","sha256":"s","hashtags":["养生"],"text":"春季养生"}"#;
+    let same = [
+        review("internal", "qian.li", "2026-03-02T10:00:00+08:00"),
+        review("final", "qian.li", "2026-03-02T11:00:00+08:00"),
+        publish.to_string(),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&same, "2026-03-02T18:00:00+08:00");
+    let r = of_rule(&v, "two-stage-review");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["detail"], "各级审核须由不同人员完成");
+    // Either reviewer could have done either stage: an assignment exists.
+    let two = [
+        review("internal", "qian.li", "2026-03-02T09:00:00+08:00"),
+        review("internal", "zhao.min", "2026-03-02T10:00:00+08:00"),
+        review("final", "qian.li", "2026-03-02T11:00:00+08:00"),
+        publish.to_string(),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&two, "2026-03-02T18:00:00+08:00");
+    assert!(of_rule(&v, "two-stage-review").is_empty(), "{v:?}");
+}

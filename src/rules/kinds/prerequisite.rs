@@ -50,6 +50,10 @@ struct Distinct {
     /// used when present.
     author: RawEventMatch,
     author_field: String,
+    /// Each requirement must also be met by a different person (the
+    /// internal and the final review are two people).
+    #[serde(default)]
+    each_other: bool,
 }
 
 #[derive(Debug)]
@@ -60,6 +64,8 @@ pub struct PrerequisiteCheck {
     same: Vec<String>,
     voided_by: Option<EventMatch>,
     distinct: Option<(String, EventMatch, String)>,
+    /// Requirements met by pairwise different actors.
+    each_other: bool,
 }
 
 impl EventSpec for Prerequisite {
@@ -99,6 +105,7 @@ impl EventSpec for Prerequisite {
             requires,
             same: self.same,
             voided_by,
+            each_other: self.distinct.as_ref().is_some_and(|d| d.each_other),
             distinct,
         })
     }
@@ -163,23 +170,49 @@ impl EventCheck for PrerequisiteCheck {
                 .rfind(|f| self.same_version(ev, f))
                 .and_then(|f| f.text(field))
         });
+        // Every fact that could meet each requirement.
+        let candidates: Vec<Vec<&Fact>> = self
+            .requires
+            .iter()
+            .map(|(_, m)| {
+                facts
+                    .iter()
+                    .filter(|f| f.ts <= ev.ts)
+                    .filter(|f| {
+                        m.matches(&fact_event(f), lists)
+                            && self.same_version(ev, f)
+                            && !self.voided(&facts, f, ev, lists)
+                            && match (&self.distinct, &author) {
+                                (Some((actor, _, _)), Some(a)) => {
+                                    f.text(actor).as_deref() != Some(a)
+                                }
+                                _ => true,
+                            }
+                    })
+                    .collect()
+            })
+            .collect();
+        let actor = self.distinct.as_ref().map(|(a, _, _)| a.as_str());
+        let chosen = if self.each_other
+            && let Some(actor) = actor
+        {
+            assign_distinct(&candidates, actor)
+        } else {
+            candidates.iter().map(|c| c.first().copied()).collect()
+        };
         let mut missing = Vec::new();
         let mut evidence = vec![ev.evidence.clone()];
-        for (name, m) in &self.requires {
-            let found = facts.iter().filter(|f| f.ts <= ev.ts).find(|f| {
-                let as_event = fact_event(f);
-                m.matches(&as_event, lists)
-                    && self.same_version(ev, f)
-                    && !self.voided(&facts, f, ev, lists)
-                    && match (&self.distinct, &author) {
-                        (Some((actor, _, _)), Some(a)) => f.text(actor).as_deref() != Some(a),
-                        _ => true,
-                    }
-            });
-            match found {
+        for ((name, _), f) in self.requires.iter().zip(&chosen) {
+            match f {
                 Some(f) => evidence.push(f.evidence.clone()),
                 None => missing.push(name.as_str()),
             }
+        }
+        if self.each_other && !missing.is_empty() && candidates.iter().all(|c| !c.is_empty()) {
+            // Each stage was approved, but only by the same person.
+            let detail = "各级审核须由不同人员完成".to_string();
+            cx.violation(subject, ev.ts, None, evidence, Some(detail));
+            return;
         }
         if !missing.is_empty() {
             let detail = format!("缺少有效的：{}", missing.join("、"));
@@ -218,6 +251,54 @@ impl PrerequisiteCheck {
                     })
         })
     }
+}
+
+/// Picks one fact per requirement with pairwise different actors, keeping
+/// as many requirements met as possible (requirements are few: backtracking).
+fn assign_distinct<'f>(candidates: &[Vec<&'f Fact>], actor: &str) -> Vec<Option<&'f Fact>> {
+    fn go<'f>(
+        i: usize,
+        candidates: &[Vec<&'f Fact>],
+        actor: &str,
+        used: &mut Vec<String>,
+        cur: &mut Vec<Option<&'f Fact>>,
+        best: &mut (usize, Vec<Option<&'f Fact>>),
+    ) {
+        if i == candidates.len() {
+            let met = cur.iter().filter(|c| c.is_some()).count();
+            if met > best.0 || best.1.is_empty() {
+                *best = (met, cur.clone());
+            }
+            return;
+        }
+        for f in &candidates[i] {
+            let who = f.text(actor).unwrap_or_default();
+            if used.contains(&who) {
+                continue;
+            }
+            used.push(who);
+            cur.push(Some(f));
+            go(i + 1, candidates, actor, used, cur, best);
+            cur.pop();
+            used.pop();
+            if best.0 == candidates.len() {
+                return;
+            }
+        }
+        cur.push(None);
+        go(i + 1, candidates, actor, used, cur, best);
+        cur.pop();
+    }
+    let mut best = (0, Vec::new());
+    go(
+        0,
+        candidates,
+        actor,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        &mut best,
+    );
+    best.1
 }
 
 fn fact_event(f: &Fact) -> Event {
