@@ -230,7 +230,23 @@ pub struct EvalCx<'a> {
     pub effects: &'a mut Vec<Effect>,
 }
 
-impl EvalCx<'_> {
+impl<'a> EvalCx<'a> {
+    pub fn new(
+        meta: &'a RuleMeta,
+        env: &'a Env,
+        state: &'a mut dyn State,
+        now: Timestamp,
+        effects: &'a mut Vec<Effect>,
+    ) -> EvalCx<'a> {
+        EvalCx {
+            meta,
+            env,
+            state,
+            now,
+            effects,
+        }
+    }
+
     pub fn violation(
         &mut self,
         subject: String,
@@ -283,13 +299,7 @@ pub fn start(rules: &RuleSet, env: &Env, state: &mut dyn State, now: Timestamp) 
     let mut effects = Vec::new();
     for rule in &rules.rules {
         if let CompiledCheck::Event(check) = &rule.check {
-            let mut cx = EvalCx {
-                meta: &rule.meta,
-                env,
-                state: &mut *state,
-                now,
-                effects: &mut effects,
-            };
+            let mut cx = EvalCx::new(&rule.meta, env, &mut *state, now, &mut effects);
             check.on_start(&mut cx);
         }
     }
@@ -316,13 +326,7 @@ pub fn evaluate(
             continue;
         };
         let (rule_id, key, wake) = (ob.rule.clone(), ob.key.clone(), ob.wake);
-        let mut cx = EvalCx {
-            meta,
-            env,
-            state: &mut *state,
-            now: wake,
-            effects: &mut effects,
-        };
+        let mut cx = EvalCx::new(meta, env, &mut *state, wake, &mut effects);
         check.on_due(&mut cx, ob);
         // Guard against a rule that left the obligation as it was.
         if state
@@ -337,13 +341,7 @@ pub fn evaluate(
             if let CompiledCheck::Event(check) = &rule.check
                 && check.interested(&ev.kind)
             {
-                let mut cx = EvalCx {
-                    meta: &rule.meta,
-                    env,
-                    state: &mut *state,
-                    now,
-                    effects: &mut effects,
-                };
+                let mut cx = EvalCx::new(&rule.meta, env, &mut *state, now, &mut effects);
                 check.on_event(&mut cx, ev);
             }
         }

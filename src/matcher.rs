@@ -318,10 +318,6 @@ impl Matcher {
         self.phrase_count
     }
 
-    pub fn regex_count(&self) -> usize {
-        self.regexes.len()
-    }
-
     /// Heap size of the phrase automaton in bytes.
     pub fn automaton_bytes(&self) -> usize {
         self.ac.as_ref().map_or(0, |a| a.heap_bytes())

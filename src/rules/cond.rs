@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compile::{Cx, pos_of};
-use crate::diag::{Code, Diagnostic, Pos};
+use crate::diag::{Code, Diagnostic};
 use crate::event::{Event, TYPES, value_str};
 
 /// The file in a rules directory that holds named lists.
@@ -368,11 +368,6 @@ impl Lists {
             _ => Vec::new(),
         }
     }
-}
-
-/// Position of a whole pattern, for messages about it.
-pub fn pos_of_match(m: &Spanned<RawEventMatch>) -> Pos {
-    pos_of(m)
 }
 
 /// The key of an event: the values of `fields`, joined. `None` when a field

@@ -59,8 +59,6 @@ macro_rules! registry {
         }
 
         impl RawCheck {
-            pub const KINDS: &'static [&'static str] = &[$($cname,)* $($ename),*];
-
             pub fn compile(self, cx: &mut Cx<'_>, at: Pos) -> Option<CompiledCheck> {
                 match self {
                     $(RawCheck::$cspec(s) => CheckSpec::compile(s, cx, at)
