@@ -10,8 +10,18 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The test suite needs nothing outside Cargo today; services the daemon's
-# tests will need (an SMTP server, logrotate) are installed here.
+# Debian packages the daemon's tests use for real: logrotate (rotation by
+# rename and by copytruncate) and systemd-analyze (the unit's verify and
+# security rating). Installed only when missing.
+need_apt=()
+command -v logrotate >/dev/null 2>&1 || need_apt+=(logrotate)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+if ((${#need_apt[@]})); then
+  sudo_=""
+  [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
 
 # The working-time calendar is checked against an independent oracle, the
 # PyPI package chinesecalendar (1.11.0 covers 2026); tests/it/calendar.rs
@@ -23,8 +33,9 @@ fi
 # A Debian system python refuses pip installs (PEP 668); a test machine may
 # take the package anyway.
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@"; }
-pip_install 'chinesecalendar==1.11.0' 2>/dev/null \
-  || pip_install --break-system-packages 'chinesecalendar==1.11.0'
+# aiosmtpd is the real SMTP server the mail tests start and stop themselves.
+pip_install 'chinesecalendar==1.11.0' 'aiosmtpd==1.4.6' 2>/dev/null \
+  || pip_install --break-system-packages 'chinesecalendar==1.11.0' 'aiosmtpd==1.4.6'
 
 cargo test --locked --all-features "$@"
 # The shipped rules must be valid and their examples must hold, as users run them.

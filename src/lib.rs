@@ -32,6 +32,7 @@ pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod event;

@@ -1,0 +1,7 @@
+//! `complyd run`: the daemon — the async shell around the pure cores.
+//!
+//! Sources (watched folders, tailed logs, the timer) feed one core actor
+//! that owns the rules and the SQLite store; each input is evaluated by the
+//! same functions `scan` and `replay` call and committed in one transaction
+//! together with its outbox rows and source offsets; a sender task delivers
+//! the outbox.
