@@ -1,20 +1,43 @@
-//! The configuration file (`complyd.yaml`). Today it holds the calendar;
-//! the daemon's sections (watched folders, logs, state, mail) join it.
+//! The configuration file (`complyd.yaml`): the calendar, and what the
+//! daemon watches, where it keeps its state and how it mails.
 //!
 //! ```yaml
+//! rules: /etc/complyd/rules        # default: $COMPLYD_RULES, /etc/complyd/rules, ./rules
+//! state: /var/lib/complyd          # SQLite database and the default mail folder
+//! watch:                           # content drop folders, recursive
+//!   - path: /srv/drop
+//!     include: ["**/*.docx", "**/*.srt", "**/*.txt", "**/*.post.json"]   # default: everything
+//!     exclude: ["archive/**"]      # added to the editor temp files always left out
+//! logs: [/var/log/ks/*.jsonl]      # activity logs: paths or globs
+//! stable_for: 1s                   # a file is checked once unchanged this long
+//! poll: 5s                         # poll instead of inotify (network shares)
+//! allowed_lateness: 5m             # reorder window for events written late
+//! max_file_size: 20971520          # bytes; larger files are reported not checked
+//! mail:
+//!   dir: /var/lib/complyd/mail     # .eml files, when no SMTP server is configured
+//!   from: complyd@example.com
+//!   to: [supervision@example.com]
 //! calendar:
 //!   time_zone: Asia/Shanghai
 //!   working_hours: [09:00-12:00, 13:30-18:00]
 //!   holidays: holidays.yaml        # relative to this file
 //! ```
 //!
-//! Errors are reported like rule-file errors (`path:line:col: error[code]`),
-//! all of them, and make the commands exit with 78.
+//! Relative paths are read from the configuration file's folder. Errors are
+//! reported like rule-file errors (`path:line:col: error[code]`), all of
+//! them, and make the commands exit with 78.
+//!
+//! Without a configuration file the daemon runs on the shipped examples
+//! (examples/drop, examples/logs, ./rules, state and mail under ./var), so
+//! that a new user's first `complyd run` shows what it does.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use jiff::SignedDuration;
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::diag::{Code, Diagnostic, Pos};
@@ -25,12 +48,136 @@ use crate::rules::LoadError;
 struct RawConfig {
     #[serde(default)]
     calendar: Option<CalendarSpec>,
+    #[serde(default)]
+    rules: Option<Spanned<String>>,
+    #[serde(default)]
+    state: Option<Spanned<String>>,
+    #[serde(default)]
+    watch: Vec<RawWatch>,
+    #[serde(default)]
+    logs: Vec<Spanned<String>>,
+    #[serde(default)]
+    stable_for: Option<Spanned<String>>,
+    #[serde(default)]
+    poll: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_lateness: Option<Spanned<String>>,
+    #[serde(default)]
+    max_file_size: Option<u64>,
+    #[serde(default)]
+    mail: Option<RawMail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    path: Spanned<String>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    #[serde(default)]
+    dir: Option<Spanned<String>>,
+    #[serde(default)]
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub calendar: Calendar,
+    pub daemon: DaemonConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            calendar: Calendar::default(),
+            daemon: DaemonConfig::first_run(Path::new(".")),
+        }
+    }
+}
+
+/// A watched content folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchDir {
+    pub path: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// Where violation mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    /// The folder .eml files are written to (the file transport).
+    pub dir: PathBuf,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// What the daemon watches and where it keeps its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    /// `None`: the documented lookup (`--rules`, $COMPLYD_RULES, …).
+    pub rules: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub watch: Vec<WatchDir>,
+    pub logs: Vec<String>,
+    pub stable_for: Duration,
+    pub poll: Option<Duration>,
+    pub allowed_lateness: SignedDuration,
+    pub max_file_bytes: u64,
+    pub mail: MailConfig,
+}
+
+pub const DEFAULT_FROM: &str = "complyd@localhost";
+pub const DEFAULT_TO: &str = "supervision@localhost";
+
+impl DaemonConfig {
+    /// The defaults without a configuration file: the shipped examples,
+    /// relative to `base` (the working directory).
+    pub fn first_run(base: &Path) -> DaemonConfig {
+        let mut c = DaemonConfig::empty(base.join("var"));
+        c.watch.push(WatchDir {
+            path: base.join("examples/drop"),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        });
+        c.logs
+            .push(base.join("examples/logs/*.jsonl").display().to_string());
+        c
+    }
+
+    /// Defaults with a configuration file: nothing watched until named.
+    pub fn empty(state_dir: PathBuf) -> DaemonConfig {
+        DaemonConfig {
+            rules: None,
+            mail: MailConfig {
+                dir: state_dir.join("mail"),
+                from: DEFAULT_FROM.into(),
+                to: vec![DEFAULT_TO.into()],
+            },
+            state_dir,
+            watch: Vec::new(),
+            logs: Vec::new(),
+            stable_for: Duration::from_secs(1),
+            poll: None,
+            allowed_lateness: crate::replay::DEFAULT_ALLOWED_LATENESS,
+            max_file_bytes: crate::extract::Limits::default().max_file_bytes,
+        }
+    }
+
+    /// The SQLite database.
+    pub fn database(&self) -> PathBuf {
+        self.state_dir.join("complyd.db")
+    }
 }
 
 /// Reads and validates a configuration file.
@@ -50,11 +197,96 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     })?;
     let raw: RawConfig =
         crate::rules::yaml::parse(path, &src).map_err(|d| fail(vec![d], Some(src.clone())))?;
-    let calendar = match raw.calendar {
-        Some(spec) => spec.build(path).map_err(|d| fail(d, Some(src.clone())))?,
+    let mut diags = Vec::new();
+    let calendar = match &raw.calendar {
+        Some(spec) => spec.build(path).unwrap_or_else(|d| {
+            diags.extend(d);
+            Calendar::default()
+        }),
         None => Calendar::default(),
     };
-    Ok(Config { calendar })
+    let daemon = daemon_section(path, &raw, &mut diags);
+    if diags.is_empty() {
+        Ok(Config { calendar, daemon })
+    } else {
+        Err(fail(diags, Some(src)))
+    }
+}
+
+fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> DaemonConfig {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |s: &str| base.join(s);
+    let mut invalid = |s: &Spanned<String>, msg: String| {
+        diags.push(Diagnostic::new(
+            path,
+            Pos::from(&s.referenced),
+            Code::InvalidValue,
+            msg,
+        ));
+    };
+    let state_dir = raw
+        .state
+        .as_ref()
+        .map_or_else(|| resolve("var"), |s| resolve(&s.value));
+    let mut c = DaemonConfig::empty(state_dir);
+    c.rules = raw.rules.as_ref().map(|s| resolve(&s.value));
+    for w in &raw.watch {
+        for g in w.include.iter().chain(&w.exclude) {
+            if let Err(e) = globset::Glob::new(&g.value) {
+                invalid(g, format!("invalid glob `{}`: {e}", g.value));
+            }
+        }
+        c.watch.push(WatchDir {
+            path: resolve(&w.path.value),
+            include: w.include.iter().map(|s| s.value.clone()).collect(),
+            exclude: w.exclude.iter().map(|s| s.value.clone()).collect(),
+        });
+    }
+    for l in &raw.logs {
+        if let Err(e) = globset::Glob::new(&l.value) {
+            invalid(l, format!("invalid glob `{}`: {e}", l.value));
+        }
+        c.logs.push(resolve(&l.value).display().to_string());
+    }
+    let mut duration = |s: &Option<Spanned<String>>| -> Option<Duration> {
+        let s = s.as_ref()?;
+        crate::rules::cond::parse_duration(&s.value)
+            .map_err(|e| invalid(s, e))
+            .ok()
+    };
+    if let Some(d) = duration(&raw.stable_for) {
+        c.stable_for = d;
+    }
+    c.poll = duration(&raw.poll);
+    if let Some(d) = duration(&raw.allowed_lateness) {
+        c.allowed_lateness = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    }
+    if let Some(n) = raw.max_file_size {
+        c.max_file_bytes = n;
+    }
+    if let Some(m) = &raw.mail {
+        if let Some(d) = &m.dir {
+            c.mail.dir = resolve(&d.value);
+        }
+        let mut address = |s: &Spanned<String>| {
+            if s.value.parse::<lettre::Address>().is_err() {
+                diags.push(Diagnostic::new(
+                    path,
+                    Pos::from(&s.referenced),
+                    Code::InvalidValue,
+                    format!("`{}` is not an email address", s.value),
+                ));
+            }
+            s.value.clone()
+        };
+        if let Some(f) = &m.from {
+            c.mail.from = address(f);
+        }
+        if !m.to.is_empty() {
+            c.mail.to = m.to.iter().map(&mut address).collect();
+        }
+    }
+    c
 }
 
 #[cfg(test)]

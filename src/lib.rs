@@ -44,3 +44,4 @@ pub mod replay;
 pub mod rules;
 pub mod ruletest;
 pub mod scan;
+pub mod window;

@@ -15,8 +15,6 @@
 //! stamped after `--now` have not happened yet on the replayed clock: they
 //! are counted and skipped, and do not move the window.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +25,7 @@ use serde::Serialize;
 use crate::engine::{self, Effect, Env, Input, MemoryState, State, Violation};
 use crate::event::{Event, Evidence, Malformed, parse_line};
 use crate::rules::RuleSet;
+use crate::window::ReorderWindow;
 
 /// Default reorder window.
 pub const DEFAULT_ALLOWED_LATENESS: SignedDuration = SignedDuration::from_mins(5);
@@ -152,10 +151,7 @@ pub fn replay(
         .iter_mut()
         .map(|r| r.next_event(&mut out.malformed))
         .collect();
-    // Reorder window: (ts, arrival) → event.
-    let mut window: BinaryHeap<Reverse<(Timestamp, u64)>> = BinaryHeap::new();
-    let mut held: std::collections::HashMap<u64, Event> = std::collections::HashMap::new();
-    let mut arrival = 0u64;
+    let mut window = ReorderWindow::default();
     let mut newest: Option<Timestamp> = None;
     let mut clock: Option<Timestamp> = None;
     let mut state = MemoryState::default();
@@ -199,23 +195,15 @@ pub fn replay(
         if ev.ts <= now {
             newest = Some(newest.map_or(ev.ts, |n| n.max(ev.ts)));
         }
-        window.push(Reverse((ev.ts, arrival)));
-        held.insert(arrival, ev);
-        arrival += 1;
+        window.push(ev);
         // Release what the window no longer needs to hold.
-        let horizon = newest.map(|n| n - allowed_lateness);
-        while let Some(Reverse((ts, id))) = window.peek().copied() {
-            if horizon.is_some_and(|h| ts <= h) {
-                window.pop();
-                let ev = held.remove(&id).expect("held event");
+        if let Some(horizon) = newest.map(|n| n - allowed_lateness) {
+            while let Some((_, ev)) = window.pop_through(horizon) {
                 apply(ev, &mut clock, &mut out);
-            } else {
-                break;
             }
         }
     }
-    while let Some(Reverse((_, id))) = window.pop() {
-        let ev = held.remove(&id).expect("held event");
+    while let Some((_, ev)) = window.pop() {
         apply(ev, &mut clock, &mut out);
     }
     let mut effects = Vec::new();

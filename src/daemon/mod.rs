@@ -5,3 +5,9 @@
 //! same functions `scan` and `replay` call and committed in one transaction
 //! together with its outbox rows and source offsets; a sender task delivers
 //! the outbox.
+
+pub mod record;
+pub mod store;
+pub mod core;
+pub mod clock;
+pub mod mail;

@@ -1,0 +1,467 @@
+//! The core actor's work: each input (a file that stopped changing, lines
+//! read from a log, the clock passing a deadline) is evaluated by the same
+//! pure functions `scan` and `replay` use, then committed with its
+//! violations, outbox rows and cursor in one transaction.
+//!
+//! Events wait in the reorder window until the wall clock minus the allowed
+//! lateness passes them, and deadlines fire at due + lateness, so a reply
+//! written to another log a little late still counts as in time.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use sha2::{Digest, Sha256};
+
+use super::record::{self, Record};
+use super::store::{FileRow, HeldRow, LateMark, Store, StoreError, Writes};
+use crate::check::check_document;
+use crate::engine::{self, Effect, Env, Input, State};
+use crate::event::{Event, Evidence, parse_line};
+use crate::extract::{Extracted, Limits, extract_bytes};
+use crate::finding::Finding;
+use crate::rules::RuleSet;
+use crate::window::ReorderWindow;
+
+/// A line handed over by the log tailer.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub file: Arc<Path>,
+    pub line: u64,
+    /// The text, or why it could not be read (too long, not UTF-8).
+    pub text: Result<String, String>,
+}
+
+/// What checking a file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Same size and mtime, or same content, as when last checked.
+    Unchanged,
+    Checked { findings: usize, new: usize },
+    /// Deleted before it could be read.
+    Gone,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    rules: Arc<RuleSet>,
+    env: Env,
+    store: Store,
+    lateness: SignedDuration,
+    limits: Limits,
+    window: ReorderWindow,
+    /// Ids of held events already written to the database.
+    persisted: HashSet<u64>,
+    /// The engine's clock: never runs backwards.
+    clock: Option<Timestamp>,
+    /// Lines that failed to parse since the last `take_malformed`.
+    pub malformed: u64,
+}
+
+impl Core {
+    /// Builds the core and restores the reorder window from the store.
+    pub fn new(
+        rules: Arc<RuleSet>,
+        env: Env,
+        store: Store,
+        lateness: SignedDuration,
+        limits: Limits,
+    ) -> Result<Core, StoreError> {
+        let held = store.held_events()?;
+        let mut window = ReorderWindow::starting_at(1);
+        let mut persisted = HashSet::new();
+        for (id, file, line, json) in held {
+            let evidence = Evidence {
+                path: Arc::from(file.as_path()),
+                line,
+            };
+            if let Ok(ev) = parse_line(&json, evidence) {
+                window.push_with_id(id, ev);
+                persisted.insert(id);
+            }
+        }
+        Ok(Core {
+            rules,
+            env,
+            store,
+            lateness,
+            limits,
+            window,
+            persisted,
+            clock: None,
+            malformed: 0,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Swaps in new rules and environment (already validated).
+    pub fn reload(&mut self, rules: Arc<RuleSet>, env: Env) {
+        self.rules = rules;
+        self.env = env;
+    }
+
+    /// When the core next has work without input: the earliest due instant
+    /// plus the lateness (plus 1 ms: a discharge exactly at the due instant
+    /// is on time), or when the oldest held event leaves the window.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let due = self
+            .store
+            .next_wake_time()
+            .map(|w| w + self.lateness + SignedDuration::from_millis(1));
+        let held = self.window.oldest().map(|t| t + self.lateness);
+        match (due, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks a file unless it is the same as when last checked.
+    pub fn check_file(&mut self, path: &Path, now: Timestamp) -> Result<FileOutcome, StoreError> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.file_removed(path, now)?;
+                return Ok(FileOutcome::Gone);
+            }
+            Err(e) => {
+                let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
+                return self.commit_file(path, &[Finding::not_checked(path.into(), &reason)], None, now);
+            }
+        };
+        let size = meta.len();
+        let mtime_ns = mtime_ns(&meta);
+        let known = self.store.file(path)?;
+        if known
+            .as_ref()
+            .is_some_and(|k| k.size == size && k.mtime_ns == mtime_ns)
+        {
+            return Ok(FileOutcome::Unchanged);
+        }
+        let (findings, sha, doc_units) = if !meta.is_file() {
+            let f = Finding::not_checked(path.into(), "cannot read: not a regular file");
+            (vec![f], format!("special:{size}:{mtime_ns}"), None)
+        } else if size > self.limits.max_file_bytes {
+            // Not read at all: a 2 GB file costs a stat, not a read.
+            let r = format!(
+                "file is {size} bytes, over the {} byte limit",
+                self.limits.max_file_bytes
+            );
+            (
+                vec![Finding::not_checked(path.into(), &r)],
+                format!("size:{size}:{mtime_ns}"),
+                None,
+            )
+        } else {
+            let bytes = match read_bounded(path, self.limits.max_file_bytes) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.file_removed(path, now)?;
+                    return Ok(FileOutcome::Gone);
+                }
+                Err(e) => {
+                    let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
+                    let f = Finding::not_checked(path.into(), &reason);
+                    return self.commit_file(path, &[f], None, now);
+                }
+            };
+            let sha = hex(&Sha256::digest(&bytes));
+            if known.as_ref().is_some_and(|k| k.sha256 == sha) {
+                // Touched, not changed: remember the new mtime only.
+                let row = FileRow {
+                    path: path.to_path_buf(),
+                    size,
+                    mtime_ns,
+                    sha256: sha,
+                    findings: known.map_or(0, |k| k.findings),
+                };
+                self.store.commit(
+                    Writes {
+                        file: Some(row),
+                        ..Writes::default()
+                    },
+                    now,
+                )?;
+                return Ok(FileOutcome::Unchanged);
+            }
+            match extract_bytes(path, &bytes, &self.limits) {
+                Extracted::Checked(doc) => {
+                    let f = check_document(&self.rules, path, &doc);
+                    (f, sha, Some(doc.units))
+                }
+                Extracted::NotChecked { reason } => {
+                    (vec![Finding::not_checked(path.into(), &reason)], sha, None)
+                }
+            }
+        };
+        let row = FileRow {
+            path: path.to_path_buf(),
+            size,
+            mtime_ns,
+            sha256: sha,
+            findings: findings.len(),
+        };
+        let units = doc_units.unwrap_or_default();
+        let text_of = |f: &Finding| {
+            units
+                .iter()
+                .filter(|u| u.field == f.field && u.cue == f.cue && u.line <= f.line)
+                .find(|u| u.text.get(f.byte_start..f.byte_end) == Some(f.matched.as_str()))
+                .and_then(|u| record::excerpt(&u.text, f.byte_start, f.byte_end, 30))
+        };
+        let at = engine::local_time(&self.env.calendar, now);
+        let records = record::from_findings(&findings, &text_of, &at);
+        self.commit_records(path, records, Some(row), now)
+    }
+
+    fn commit_file(
+        &mut self,
+        path: &Path,
+        findings: &[Finding],
+        row: Option<FileRow>,
+        now: Timestamp,
+    ) -> Result<FileOutcome, StoreError> {
+        let at = engine::local_time(&self.env.calendar, now);
+        let records = record::from_findings(findings, &|_| None, &at);
+        self.commit_records(path, records, row, now)
+    }
+
+    fn commit_records(
+        &mut self,
+        path: &Path,
+        records: Vec<Record>,
+        row: Option<FileRow>,
+        now: Timestamp,
+    ) -> Result<FileOutcome, StoreError> {
+        let findings = records.len();
+        let fps = records.iter().map(|r| r.fingerprint.clone()).collect();
+        let done = self.store.commit(
+            Writes {
+                records,
+                file: row,
+                file_fingerprints: Some((path.to_path_buf(), fps)),
+                ..Writes::default()
+            },
+            now,
+        )?;
+        Ok(FileOutcome::Checked {
+            findings,
+            new: done.new.len(),
+        })
+    }
+
+    /// A watched file was deleted: forget it (its violations stay).
+    pub fn file_removed(&mut self, path: &Path, now: Timestamp) -> Result<(), StoreError> {
+        self.store.commit(
+            Writes {
+                removed_file: Some(path.to_path_buf()),
+                ..Writes::default()
+            },
+            now,
+        )?;
+        Ok(())
+    }
+
+    /// Lines read from the log `key`, committed with `cursor` (the tailer's
+    /// position after them). Returns the number of new violations.
+    pub fn log_lines(
+        &mut self,
+        key: &str,
+        lines: Vec<LogLine>,
+        cursor: String,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut w = Writes::default();
+        let n = lines.len() as u64;
+        for l in lines {
+            let evidence = Evidence {
+                path: l.file.clone(),
+                line: u32::try_from(l.line).unwrap_or(u32::MAX),
+            };
+            let parsed = l.text.map_err(|reason| format!("{evidence}: {reason}")).and_then(
+                |text| {
+                    let text = text.strip_suffix('\r').unwrap_or(&text);
+                    if text.trim().is_empty() {
+                        return Err(String::new());
+                    }
+                    parse_line(text, evidence).map_err(|m| m.to_string())
+                },
+            );
+            match parsed {
+                Ok(ev) => {
+                    self.window.push(ev);
+                }
+                Err(e) if e.is_empty() => {}
+                Err(e) => {
+                    self.malformed += 1;
+                    tracing::warn!("{e}");
+                    w.errors.push((key.to_string(), e));
+                }
+            }
+        }
+        w.cursor = Some((key.to_string(), cursor, n));
+        self.advance(&mut w, now);
+        Ok(self.commit(w, now)?)
+    }
+
+    /// The clock passed a deadline (or just moved): release held events and
+    /// fire what fell due.
+    pub fn tick(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut w = Writes::default();
+        self.advance(&mut w, now);
+        self.commit(w, now)
+    }
+
+    fn commit(&mut self, mut w: Writes, now: Timestamp) -> Result<usize, StoreError> {
+        // Events still held are written so a restart does not lose them;
+        // ones released this input and written earlier are deleted.
+        for (id, ev) in self.window.ids() {
+            if !self.persisted.contains(&id) {
+                w.held_insert.push(HeldRow {
+                    id,
+                    evidence: ev.evidence.clone(),
+                    ts: ev.ts,
+                    event: serde_json::Value::Object(ev.fields.clone()).to_string(),
+                });
+            }
+        }
+        let inserted: Vec<u64> = w.held_insert.iter().map(|h| h.id).collect();
+        let deleted = w.held_delete.clone();
+        match self.store.commit(w, now) {
+            Ok(c) => {
+                self.persisted.extend(inserted);
+                for id in deleted {
+                    self.persisted.remove(&id);
+                }
+                Ok(c.new.len())
+            }
+            Err(e) => {
+                // The store reloaded its state from disk; the window would
+                // now disagree with it, so rebuild it from disk too.
+                self.restore_window()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn restore_window(&mut self) -> Result<(), StoreError> {
+        let mut window = ReorderWindow::starting_at(1);
+        self.persisted.clear();
+        for (id, file, line, json) in self.store.held_events()? {
+            let evidence = Evidence {
+                path: Arc::from(file.as_path()),
+                line,
+            };
+            if let Ok(ev) = parse_line(&json, evidence) {
+                window.push_with_id(id, ev);
+                self.persisted.insert(id);
+            }
+        }
+        self.window = window;
+        self.clock = None;
+        Ok(())
+    }
+
+    /// Releases events the window no longer holds and fires deadlines, all
+    /// up to `now` minus the lateness.
+    fn advance(&mut self, w: &mut Writes, now: Timestamp) {
+        let horizon = now - self.lateness;
+        let mut effects = Vec::new();
+        while let Some((id, ev)) = self.window.pop_through(horizon) {
+            if self.persisted.contains(&id) {
+                w.held_delete.push(id);
+            }
+            self.apply(&ev, w, &mut effects);
+        }
+        if !self.store.started() && !w.started {
+            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, horizon));
+            w.started = true;
+        }
+        let at = self.clock.map_or(horizon, |c| c.max(horizon));
+        self.clock = Some(at);
+        effects.extend(engine::evaluate(
+            &self.rules,
+            &self.env,
+            &mut self.store,
+            Input::Tick,
+            at,
+        ));
+        self.absorb(effects, w);
+    }
+
+    fn apply(&mut self, ev: &Event, w: &mut Writes, effects: &mut Vec<Effect>) {
+        if !self.store.started() && !w.started {
+            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, ev.ts));
+            w.started = true;
+        }
+        // An event later than the window is evaluated at the clock's time.
+        let at = self.clock.map_or(ev.ts, |c| c.max(ev.ts));
+        self.clock = Some(at);
+        effects.extend(engine::evaluate(
+            &self.rules,
+            &self.env,
+            &mut self.store,
+            Input::Event(ev),
+            at,
+        ));
+    }
+
+    fn absorb(&self, effects: Vec<Effect>, w: &mut Writes) {
+        for e in effects {
+            match e {
+                Effect::Violation(v) => w.records.push(record::from_violation(&self.env, &v)),
+                Effect::Late {
+                    rule,
+                    subject,
+                    due,
+                    at,
+                    ..
+                } => w.late.push(LateMark {
+                    fingerprint: record::violation_fingerprint(&rule, &subject, Some(due), due, "", None),
+                    at: engine::local_time(&self.env.calendar, at),
+                    retracted: at <= due,
+                }),
+            }
+        }
+    }
+
+    /// Events held in the reorder window.
+    pub fn held(&self) -> usize {
+        self.window.len()
+    }
+}
+
+/// Modification time in nanoseconds since the epoch.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Paths the catch-up pass should check: those whose size or mtime differ
+/// from the database.
+pub fn changed_since(store: &Store, path: &Path, size: u64, mtime_ns: i64) -> bool {
+    !matches!(store.file(path), Ok(Some(k)) if k.size == size && k.mtime_ns == mtime_ns)
+}
+

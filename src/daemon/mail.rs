@@ -1,0 +1,262 @@
+//! Violation mail: one message per outbox row, in Chinese, plain text and
+//! HTML (every piece of content HTML-escaped), headers built by lettre.
+//!
+//! The Message-ID is derived from the violation's fingerprint and the
+//! message kind, so a message delivered again after a crash between the
+//! delivery and its `sent` mark is recognisably the same message; the file
+//! transport even overwrites the same file.
+
+use std::path::{Path, PathBuf};
+
+use lettre::message::{Mailbox, Message, MultiPart};
+
+use super::record::Record;
+use super::store::OutboxItem;
+use crate::config::MailConfig;
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub reason: String,
+    /// Retrying cannot help (a 5xx answer, an invalid address).
+    pub permanent: bool,
+}
+
+/// Builds the message for an outbox row.
+pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> {
+    let bad = |reason: String| SendError {
+        reason,
+        permanent: true,
+    };
+    let r = &item.record;
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|e| bad(format!("from address {:?}: {e}", cfg.from)))?;
+    let mut b = Message::builder()
+        .from(from)
+        .subject(subject(item))
+        .message_id(Some(format!(
+            "<{}.{}@complyd>",
+            r.fingerprint,
+            item.kind.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        )));
+    for to in &cfg.to {
+        let mb: Mailbox = to
+            .parse()
+            .map_err(|e| bad(format!("recipient {to:?}: {e}")))?;
+        b = b.to(mb);
+    }
+    if item.kind == "retraction" {
+        b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
+    }
+    b.multipart(MultiPart::alternative_plain_html(text(item), html(item)))
+        .map_err(|e| bad(format!("cannot build the message: {e}")))
+}
+
+fn subject(item: &OutboxItem) -> String {
+    let r = &item.record;
+    let head = if item.kind == "retraction" {
+        "【合规告警撤回】"
+    } else {
+        "【合规告警】"
+    };
+    let subject = short(&r.subject, 40);
+    format!("{head}{} · {} · {subject}", r.severity.tier(), short(&r.message, 30))
+}
+
+fn short(s: &str, n: usize) -> String {
+    // Header text on one line: a CR or LF in content must not start a header.
+    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if s.chars().count() <= n {
+        s
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn lines(item: &OutboxItem) -> Vec<(&'static str, String)> {
+    let r = &item.record;
+    let mut v = vec![
+        ("规则", r.rule.clone()),
+        ("级别", format!("{}（{}）", r.severity.tier(), r.severity.as_str())),
+        ("说明", r.message.clone()),
+    ];
+    if !r.clause.is_empty() {
+        v.push(("依据", r.clause.join("；")));
+    }
+    v.push(("对象", r.subject.clone()));
+    v.push(("位置", r.location.join("，")));
+    if let Some(c) = &r.cue {
+        v.push(("字幕时间", c.clone()));
+    }
+    if let Some(f) = &r.field {
+        v.push(("字段", f.clone()));
+    }
+    if let Some(m) = &r.matched {
+        v.push(("命中内容", m.clone()));
+    }
+    if let Some(e) = &r.excerpt {
+        v.push(("上下文", e.clone()));
+    }
+    v.push(("时间", r.at.clone()));
+    if let Some(d) = &r.due {
+        v.push(("期限", d.clone()));
+    }
+    if let Some(d) = &r.detail {
+        v.push(("详情", d.clone()));
+    }
+    if let Some(s) = &r.suggestion {
+        v.push(("建议", s.clone()));
+    }
+    v.push(("编号", r.fingerprint.clone()));
+    v
+}
+
+fn intro(item: &OutboxItem) -> &'static str {
+    if item.kind == "retraction" {
+        "此前报告的违规已撤回：相关操作实际在期限内完成，只是记录晚到。"
+    } else {
+        "complyd 发现一条违规，请内部监督小组核查处理。"
+    }
+}
+
+const ACK_HINT: &str = "确认或豁免：complyd violations ack|waive <编号>";
+
+fn text(item: &OutboxItem) -> String {
+    let mut s = format!("{}\n\n", intro(item));
+    for (k, v) in lines(item) {
+        s.push_str(&format!("{k}：{v}\n"));
+    }
+    s.push_str(&format!("\n{ACK_HINT}\n"));
+    s
+}
+
+fn html(item: &OutboxItem) -> String {
+    let r: &Record = &item.record;
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">",
+    );
+    s.push_str(&format!("<p>{}</p><table>", escape(intro(item))));
+    for (k, v) in lines(item) {
+        let value = if k == "上下文" {
+            highlight(&v, r.matched.as_deref())
+        } else {
+            escape(&v)
+        };
+        s.push_str(&format!(
+            "<tr><th style=\"text-align:left;vertical-align:top;white-space:nowrap;padding-right:1em\">{}</th><td>{value}</td></tr>",
+            escape(k)
+        ));
+    }
+    s.push_str(&format!("</table><p style=\"color:#666\">{}</p></body></html>", escape(ACK_HINT)));
+    s
+}
+
+/// The excerpt, escaped, with the first occurrence of the match marked.
+fn highlight(excerpt: &str, matched: Option<&str>) -> String {
+    match matched.and_then(|m| excerpt.find(m).map(|i| (i, m))) {
+        Some((i, m)) => format!(
+            "{}<mark>{}</mark>{}",
+            escape(&excerpt[..i]),
+            escape(m),
+            escape(&excerpt[i + m.len()..])
+        ),
+        None => escape(excerpt),
+    }
+}
+
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// Writes the message as `<fingerprint>.<kind>.eml` in `dir`, through a
+/// temporary file and a rename, so a reader never sees half a message and
+/// a repeated delivery replaces the same file.
+pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<PathBuf, SendError> {
+    let fail = |e: std::io::Error| SendError {
+        reason: format!("{}: {}", dir.display(), crate::rules::compile::io_reason(&e)),
+        permanent: false,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let name = format!("{}.{}.eml", item.record.fingerprint, item.kind);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, msg.formatted()).map_err(fail)?;
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Severity;
+
+    fn item(kind: &str) -> OutboxItem {
+        OutboxItem {
+            id: 1,
+            kind: kind.into(),
+            attempts: 0,
+            record: Record {
+                fingerprint: "0123abcd".into(),
+                rule: "cure-claims".into(),
+                severity: Severity::Critical,
+                message: "宣称治愈疾病\r\nBcc: evil@example.com".into(),
+                clause: vec!["广告法第十七条".into()],
+                tags: vec![],
+                suggestion: Some("删除疗效用语".into()),
+                subject: "drop/a.txt".into(),
+                location: vec!["drop/a.txt:3:5".into()],
+                at: "2026-03-02T10:00:00+08:00".into(),
+                due: None,
+                matched: Some("根治".into()),
+                excerpt: Some("<script>alert(1)</script>可以根治高血压".into()),
+                detail: None,
+                cue: None,
+                field: None,
+            },
+        }
+    }
+
+    #[test]
+    fn content_is_escaped_and_headers_stay_single() {
+        let cfg = MailConfig {
+            dir: PathBuf::from("x"),
+            from: "complyd@example.com".into(),
+            to: vec!["sup@example.com".into()],
+        };
+        let msg = build(&cfg, &item("violation")).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(!raw.contains("<script>"), "{raw}");
+        assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
+        assert!(raw.contains("Message-ID: <0123abcd.violation@complyd>"), "{raw}");
+        let h = html(&item("violation"));
+        assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;可以<mark>根治</mark>高血压"));
+    }
+
+    #[test]
+    fn retraction_threads_to_the_violation() {
+        let cfg = MailConfig {
+            dir: PathBuf::from("x"),
+            from: "complyd@example.com".into(),
+            to: vec!["sup@example.com".into()],
+        };
+        let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
+        assert!(raw.contains("In-Reply-To: <0123abcd.violation@complyd>"), "{raw}");
+    }
+}
+

@@ -1,0 +1,190 @@
+//! A violation as the daemon stores and mails it, whatever found it: a
+//! content rule on a dropped file, or a temporal rule on the activity logs.
+//!
+//! The fingerprint is the violation's identity across restarts, re-saves
+//! and re-reads: it is built from what was found (rule, file or subject,
+//! matched text, due instant), never from a line number, so moving a
+//! paragraph does not make an old violation new, and waivers can name it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::{self, Env, Violation};
+use crate::finding::{Finding, Severity};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub fingerprint: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clause: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// What it is about: a file path, a thread, an account, a post.
+    pub subject: String,
+    /// Where to look: `path:line:col` for a file, `file:line` of the events.
+    pub location: Vec<String>,
+    /// When it became a violation (local time, RFC 3339 with offset).
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
+    /// A short excerpt around the match, for the mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    let out = h.finalize();
+    out.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records for a checked file's findings. The n-th occurrence of the same
+/// matched text for the same rule keeps its identity when lines move.
+pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<String>, at: &str) -> Vec<Record> {
+    let mut seen: std::collections::HashMap<(&str, &str, Option<&str>), usize> =
+        std::collections::HashMap::new();
+    findings
+        .iter()
+        .map(|f| {
+            let n = seen
+                .entry((f.rule.as_str(), f.matched.as_str(), f.field.as_deref()))
+                .or_default();
+            *n += 1;
+            let path = f.path.display().to_string();
+            let nth = n.to_string();
+            let fingerprint = digest(&[
+                "file",
+                &f.rule,
+                &path,
+                f.field.as_deref().unwrap_or(""),
+                &f.matched,
+                if f.rule == crate::finding::NOT_CHECKED {
+                    f.detail.as_deref().unwrap_or("")
+                } else {
+                    &nth
+                },
+            ]);
+            let location = if f.line == 0 {
+                path.clone()
+            } else {
+                format!("{path}:{}:{}", f.line, f.column)
+            };
+            Record {
+                fingerprint,
+                rule: f.rule.clone(),
+                severity: f.severity,
+                message: f.message.clone(),
+                clause: f.clause.clone(),
+                tags: f.tags.clone(),
+                suggestion: f.suggestion.clone(),
+                subject: path,
+                location: vec![location],
+                at: at.to_string(),
+                due: None,
+                matched: (!f.matched.is_empty()).then(|| f.matched.clone()),
+                excerpt: text_of(f),
+                detail: f.detail.clone(),
+                cue: f.cue.clone(),
+                field: f.field.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The fingerprint of a temporal violation: a deadline is identified by
+/// rule, subject and due instant (so its late discharge finds it again);
+/// anything else by rule, subject, time and evidence.
+pub fn violation_fingerprint(rule: &str, subject: &str, due: Option<jiff::Timestamp>, at: jiff::Timestamp, evidence: &str, matched: Option<&str>) -> String {
+    match due {
+        Some(due) => digest(&["deadline", rule, subject, &due.to_string()]),
+        None => digest(&[
+            "event",
+            rule,
+            subject,
+            &at.to_string(),
+            evidence,
+            matched.unwrap_or(""),
+        ]),
+    }
+}
+
+pub fn from_violation(env: &Env, v: &Violation) -> Record {
+    let location: Vec<String> = v.evidence.iter().map(ToString::to_string).collect();
+    let first = location.first().cloned().unwrap_or_default();
+    Record {
+        fingerprint: violation_fingerprint(&v.rule, &v.subject, v.due, v.at, &first, v.matched.as_deref()),
+        rule: v.rule.clone(),
+        severity: v.severity,
+        message: v.message.clone(),
+        clause: v.clause.clone(),
+        tags: v.tags.clone(),
+        suggestion: None,
+        subject: v.subject.clone(),
+        location,
+        at: engine::local_time(&env.calendar, v.at),
+        due: v.due.map(|d| engine::local_time(&env.calendar, d)),
+        matched: v.matched.clone(),
+        excerpt: None,
+        detail: v.detail.clone(),
+        cue: None,
+        field: None,
+    }
+}
+
+/// Up to `radius` characters either side of `byte_start..byte_end` in `text`,
+/// with the match kept whole.
+pub fn excerpt(text: &str, byte_start: usize, byte_end: usize, radius: usize) -> Option<String> {
+    let (a, b) = (byte_start.min(text.len()), byte_end.min(text.len()));
+    if !text.is_char_boundary(a) || !text.is_char_boundary(b) || a > b {
+        return None;
+    }
+    let before: String = {
+        let mut v: Vec<char> = text[..a].chars().rev().take(radius).collect();
+        v.reverse();
+        v.into_iter().collect()
+    };
+    let after: String = text[b..].chars().take(radius).collect();
+    let clean = |s: &str| s.replace(['\n', '\r'], " ");
+    Some(format!("{}{}{}", clean(&before), clean(&text[a..b]), clean(&after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_keeps_the_match_and_cuts_on_characters() {
+        let t = "第一行\n这款产品可以根治高血压，欢迎购买";
+        let s = t.find("根治").unwrap();
+        let e = excerpt(t, s, s + "根治".len(), 4).unwrap();
+        assert_eq!(e, "产品可以根治高血压，");
+        assert!(excerpt(t, 1, 2, 3).is_none());
+    }
+
+    #[test]
+    fn deadline_fingerprints_ignore_evidence_and_time() {
+        let due: jiff::Timestamp = "2026-03-02T02:30:00Z".parse().unwrap();
+        let a = violation_fingerprint("r", "t1", Some(due), due, "a.jsonl:1", None);
+        let b = violation_fingerprint("r", "t1", Some(due), due, "b.jsonl:9", None);
+        assert_eq!(a, b);
+        let c = violation_fingerprint("r", "t2", Some(due), due, "a.jsonl:1", None);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,787 @@
+//! The daemon's state in SQLite: open obligations, facts, violations with
+//! their fingerprints, checked files, log cursors, the reorder window, the
+//! outbox and recent errors.
+//!
+//! One [`Store`] owns the connection (the core actor owns the store). The
+//! engine's working state is a [`MemoryState`] mirror loaded at start: the
+//! engine reads it at memory speed, and [`Store::commit`] writes what the
+//! input changed, together with the input's violations, outbox rows and
+//! source cursor, in ONE transaction. If that transaction fails (disk full,
+//! read-only directory) the mirror is reloaded from the database, so memory
+//! never runs ahead of disk and the caller can retry the same input later.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::record::Record;
+use crate::engine::{Fact, MemoryState, Obligation, State};
+use crate::event::Evidence;
+
+/// Schema migrations, applied in order; `user_version` counts those done.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE obligations (
+    rule TEXT NOT NULL, key TEXT NOT NULL, wake INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (rule, key)) WITHOUT ROWID;
+CREATE TABLE facts (
+    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX facts_ts ON facts (ts);
+CREATE TABLE violations (
+    id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, rule TEXT NOT NULL,
+    severity TEXT NOT NULL, subject TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+    late_at TEXT, data TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE INDEX violations_subject ON violations (subject);
+CREATE TABLE files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, checked_at INTEGER NOT NULL, findings INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE sources (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, cursor TEXT, last_read INTEGER,
+    lines INTEGER NOT NULL DEFAULT 0, last_error TEXT) WITHOUT ROWID;
+CREATE TABLE held_events (
+    id INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER NOT NULL, ts INTEGER NOT NULL,
+    event TEXT NOT NULL);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY, violation INTEGER REFERENCES violations (id), kind TEXT NOT NULL,
+    created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL,
+    sent_at INTEGER, last_error TEXT, failed INTEGER NOT NULL DEFAULT 0, payload TEXT);
+CREATE INDEX outbox_pending ON outbox (next_attempt) WHERE sent_at IS NULL AND failed = 0;
+CREATE TABLE errors (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
+    message TEXT NOT NULL);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path}: cannot create the state folder: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the database was written by a newer complyd (schema {found}, this one knows {known})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+}
+
+/// A file as last checked, for the catch-up pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: String,
+    pub findings: usize,
+}
+
+/// An event held in the reorder window, persisted while held.
+#[derive(Debug, Clone)]
+pub struct HeldRow {
+    pub id: u64,
+    pub evidence: Evidence,
+    pub ts: Timestamp,
+    /// The event's fields as JSON (the line as parsed).
+    pub event: String,
+}
+
+/// A late discharge of a reported deadline.
+#[derive(Debug, Clone)]
+pub struct LateMark {
+    pub fingerprint: String,
+    /// Local time of the discharge.
+    pub at: String,
+    /// Discharged in time; only logged after the reorder window had passed.
+    pub retracted: bool,
+}
+
+/// Everything one input changes besides the engine's state.
+#[derive(Debug, Default)]
+pub struct Writes {
+    pub records: Vec<Record>,
+    pub late: Vec<LateMark>,
+    pub file: Option<FileRow>,
+    /// A checked file's fingerprints: violations of that file not among
+    /// them are marked fixed.
+    pub file_fingerprints: Option<(PathBuf, Vec<String>)>,
+    pub removed_file: Option<PathBuf>,
+    /// (source key, cursor JSON, lines read).
+    pub cursor: Option<(String, String, u64)>,
+    pub held_insert: Vec<HeldRow>,
+    pub held_delete: Vec<u64>,
+    /// (source, message): shown by `complyd status`.
+    pub errors: Vec<(String, String)>,
+    /// The engine's `start` ran on this state.
+    pub started: bool,
+}
+
+/// What a commit did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Fingerprints of violations that were new (and queued for mail).
+    pub new: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EvidenceRow {
+    path: PathBuf,
+    line: u32,
+}
+
+impl From<&Evidence> for EvidenceRow {
+    fn from(e: &Evidence) -> Self {
+        EvidenceRow {
+            path: e.path.to_path_buf(),
+            line: e.line,
+        }
+    }
+}
+
+impl From<EvidenceRow> for Evidence {
+    fn from(e: EvidenceRow) -> Self {
+        Evidence {
+            path: Arc::from(e.path.as_path()),
+            line: e.line,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ObligationRow {
+    subject: String,
+    started: Timestamp,
+    due: Timestamp,
+    wake: Timestamp,
+    evidence: Vec<EvidenceRow>,
+    fired: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FactRow {
+    kind: String,
+    ts: Timestamp,
+    fields: Map<String, Value>,
+    evidence: EvidenceRow,
+}
+
+pub(crate) fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// The database and the engine's mirrored state.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    mem: MemoryState,
+    dirty: HashSet<(String, String)>,
+    new_facts: Vec<(String, String, Fact)>,
+    started: bool,
+    last_prune: Option<Timestamp>,
+}
+
+impl Store {
+    /// Opens (creating) the database under `state_dir`, migrates it, and
+    /// loads the engine's state.
+    pub fn open(db: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let sq = |source| StoreError::Sqlite {
+            path: db.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(db).map_err(sq)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sq)?;
+        // WAL: readers (`complyd status`) never block the daemon; NORMAL
+        // sync is durable across a process crash (SIGKILL), which is the
+        // failure the tests exercise; a power cut may lose the last commits
+        // but never corrupts.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sq)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        migrate(&mut conn).map_err(|e| match e {
+            Migrate::Sql(source) => StoreError::Sqlite {
+                path: db.to_path_buf(),
+                source,
+            },
+            Migrate::TooNew(found) => StoreError::TooNew {
+                path: db.to_path_buf(),
+                found,
+                known: MIGRATIONS.len(),
+            },
+        })?;
+        let mut store = Store {
+            conn,
+            path: db.to_path_buf(),
+            mem: MemoryState::default(),
+            dirty: HashSet::new(),
+            new_facts: Vec::new(),
+            started: false,
+            last_prune: None,
+        };
+        store.reload()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Rebuilds the mirror from the database (at start, and after a failed
+    /// commit so that memory matches disk again).
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        let mut mem = MemoryState::default();
+        let obligations: Vec<(String, String, String)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT rule, key, data FROM obligations")
+                .map_err(self.sq())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(self.sq())?
+        };
+        for (rule, key, data) in obligations {
+            if let Ok(o) = serde_json::from_str::<ObligationRow>(&data) {
+                mem.put_obligation(Obligation {
+                    rule,
+                    key,
+                    subject: o.subject,
+                    started: o.started,
+                    due: o.due,
+                    wake: o.wake,
+                    evidence: o.evidence.into_iter().map(Evidence::from).collect(),
+                    fired: o.fired,
+                });
+            }
+        }
+        let facts: Vec<(String, String, String)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT rule, key, data FROM facts ORDER BY id")
+                .map_err(self.sq())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(self.sq())?
+        };
+        for (rule, key, data) in facts {
+            if let Ok(f) = serde_json::from_str::<FactRow>(&data) {
+                mem.add_fact(
+                    &rule,
+                    &key,
+                    Fact {
+                        kind: f.kind,
+                        ts: f.ts,
+                        fields: f.fields,
+                        evidence: f.evidence.into(),
+                    },
+                );
+            }
+        }
+        self.started = self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'engine_started'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(self.sq())?
+            .is_some();
+        self.mem = mem;
+        self.dirty.clear();
+        self.new_facts.clear();
+        Ok(())
+    }
+
+    /// Whether the engine's `start` has run on this state.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Writes the input's changes in one transaction. On failure the mirror
+    /// is reloaded from disk (the input's state changes are undone).
+    pub fn commit(&mut self, w: Writes, now: Timestamp) -> Result<Committed, StoreError> {
+        match self.try_commit(&w, now) {
+            Ok(c) => {
+                self.dirty.clear();
+                self.new_facts.clear();
+                if w.started {
+                    self.started = true;
+                }
+                Ok(c)
+            }
+            Err(e) => {
+                // Memory must not run ahead of disk. If even reading fails,
+                // the next commit's reload tries again.
+                let _ = self.reload();
+                Err(e)
+            }
+        }
+    }
+
+    fn try_commit(&mut self, w: &Writes, now: Timestamp) -> Result<Committed, StoreError> {
+        let path = self.path.clone();
+        let sq = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let now_ms = millis(now);
+        let tx = self.conn.transaction().map_err(sq)?;
+        let mut out = Committed::default();
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sq)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM obligations WHERE rule = ?1 AND key = ?2")
+                .map_err(sq)?;
+            for (rule, key) in &self.dirty {
+                match self.mem.obligation(rule, key) {
+                    Some(o) => {
+                        let row = ObligationRow {
+                            subject: o.subject,
+                            started: o.started,
+                            due: o.due,
+                            wake: o.wake,
+                            evidence: o.evidence.iter().map(EvidenceRow::from).collect(),
+                            fired: o.fired,
+                        };
+                        let data = serde_json::to_string(&row).unwrap_or_default();
+                        put.execute(params![rule, key, millis(o.wake), data])
+                            .map_err(sq)?;
+                    }
+                    None => {
+                        del.execute(params![rule, key]).map_err(sq)?;
+                    }
+                }
+            }
+            let mut fact = tx
+                .prepare_cached("INSERT INTO facts (rule, key, ts, data) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sq)?;
+            for (rule, key, f) in &self.new_facts {
+                let row = FactRow {
+                    kind: f.kind.clone(),
+                    ts: f.ts,
+                    fields: f.fields.clone(),
+                    evidence: EvidenceRow::from(&f.evidence),
+                };
+                let data = serde_json::to_string(&row).unwrap_or_default();
+                fact.execute(params![rule, key, millis(f.ts), data])
+                    .map_err(sq)?;
+            }
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO violations (fingerprint, rule, severity, subject, data, created, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .map_err(sq)?;
+            let mut mail = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (?1, ?2, ?3, ?3)",
+                )
+                .map_err(sq)?;
+            for r in &w.records {
+                let data = serde_json::to_string(r).unwrap_or_default();
+                let n = ins
+                    .execute(params![
+                        r.fingerprint,
+                        r.rule,
+                        r.severity.as_str(),
+                        r.subject,
+                        data,
+                        now_ms
+                    ])
+                    .map_err(sq)?;
+                if n == 1 {
+                    // Queued in the same transaction as the violation: a
+                    // crash either loses both or keeps both.
+                    mail.execute(params![tx.last_insert_rowid(), "violation", now_ms])
+                        .map_err(sq)?;
+                    out.new.push(r.fingerprint.clone());
+                } else {
+                    // Seen again (a re-saved file): a fixed one is open again.
+                    tx.execute(
+                        "UPDATE violations SET status = 'open', updated = ?2
+                         WHERE fingerprint = ?1 AND status = 'fixed'",
+                        params![r.fingerprint, now_ms],
+                    )
+                    .map_err(sq)?;
+                }
+            }
+            for l in &w.late {
+                let status = if l.retracted { "retracted" } else { "late" };
+                let changed = tx
+                    .execute(
+                        "UPDATE violations SET status = ?2, late_at = ?3, updated = ?4
+                         WHERE fingerprint = ?1 AND status IN ('open', 'acked')",
+                        params![l.fingerprint, status, l.at, now_ms],
+                    )
+                    .map_err(sq)?;
+                if changed == 1 && l.retracted {
+                    let id: i64 = tx
+                        .query_row(
+                            "SELECT id FROM violations WHERE fingerprint = ?1",
+                            [&l.fingerprint],
+                            |r| r.get(0),
+                        )
+                        .map_err(sq)?;
+                    mail.execute(params![id, "retraction", now_ms])
+                        .map_err(sq)?;
+                }
+            }
+        }
+        if let Some((path, fps)) = &w.file_fingerprints {
+            let p = path.display().to_string();
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT id, fingerprint FROM violations WHERE subject = ?1 AND status IN ('open', 'acked')",
+                )
+                .map_err(sq)?;
+            let rows: Vec<(i64, String)> = st
+                .query_map([&p], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(sq)?;
+            for (id, fp) in rows {
+                if !fps.contains(&fp) {
+                    tx.execute(
+                        "UPDATE violations SET status = 'fixed', updated = ?2 WHERE id = ?1",
+                        params![id, now_ms],
+                    )
+                    .map_err(sq)?;
+                }
+            }
+        }
+        if let Some(f) = &w.file {
+            tx.execute(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, checked_at, findings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    f.path.display().to_string(),
+                    f.size as i64,
+                    f.mtime_ns,
+                    f.sha256,
+                    now_ms,
+                    f.findings as i64
+                ],
+            )
+            .map_err(sq)?;
+        }
+        if let Some(p) = &w.removed_file {
+            tx.execute(
+                "DELETE FROM files WHERE path = ?1",
+                [p.display().to_string()],
+            )
+            .map_err(sq)?;
+        }
+        if let Some((key, cursor, lines)) = &w.cursor {
+            tx.execute(
+                "INSERT INTO sources (key, kind, cursor, last_read, lines) VALUES (?1, 'log', ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET cursor = ?2, last_read = ?3, lines = lines + ?4",
+                params![key, cursor, now_ms, *lines as i64],
+            )
+            .map_err(sq)?;
+        }
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO held_events (id, file, line, ts, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sq)?;
+            for h in &w.held_insert {
+                ins.execute(params![
+                    h.id as i64,
+                    h.evidence.path.display().to_string(),
+                    h.evidence.line,
+                    millis(h.ts),
+                    h.event
+                ])
+                .map_err(sq)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM held_events WHERE id = ?1")
+                .map_err(sq)?;
+            for id in &w.held_delete {
+                del.execute([*id as i64]).map_err(sq)?;
+            }
+        }
+        for (source, message) in &w.errors {
+            tx.execute(
+                "INSERT INTO errors (at, source, message) VALUES (?1, ?2, ?3)",
+                params![now_ms, source, message],
+            )
+            .map_err(sq)?;
+        }
+        if !w.errors.is_empty() {
+            tx.execute(
+                "DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - 1000",
+                [],
+            )
+            .map_err(sq)?;
+        }
+        if w.started {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('engine_started', ?1)",
+                [now.to_string()],
+            )
+            .map_err(sq)?;
+        }
+        // Facts past their retention no longer count; drop them hourly.
+        if self
+            .last_prune
+            .is_none_or(|t| now.duration_since(t).as_secs() > 3600)
+        {
+            let horizon = now - crate::engine::FACT_RETENTION;
+            tx.execute("DELETE FROM facts WHERE ts < ?1", [millis(horizon)])
+                .map_err(sq)?;
+            self.last_prune = Some(now);
+        }
+        tx.commit().map_err(sq)?;
+        Ok(out)
+    }
+
+    /// The file as last checked.
+    pub fn file(&self, path: &Path) -> Result<Option<FileRow>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT size, mtime_ns, sha256, findings FROM files WHERE path = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([path.display().to_string()], |r| {
+                    Ok(FileRow {
+                        path: path.to_path_buf(),
+                        size: r.get::<_, i64>(0)? as u64,
+                        mtime_ns: r.get(1)?,
+                        sha256: r.get(2)?,
+                        findings: r.get::<_, i64>(3)? as usize,
+                    })
+                })
+                .optional()
+            })
+            .map_err(self.sq())
+    }
+
+    /// Saved cursors of the logs, by source key.
+    pub fn cursors(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT key, cursor FROM sources WHERE kind = 'log' AND cursor IS NOT NULL")
+            .map_err(self.sq())?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.sq())
+    }
+
+    /// Events held in the reorder window when the daemon last stopped.
+    pub fn held_events(&self) -> Result<Vec<(u64, PathBuf, u32, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, file, line, event FROM held_events ORDER BY id")
+            .map_err(self.sq())?;
+        st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                PathBuf::from(r.get::<_, String>(1)?),
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.sq())
+    }
+
+    /// The connection, for the outbox and the `violations` commands, which
+    /// run on the same actor.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl State for Store {
+    fn obligation(&self, rule: &str, key: &str) -> Option<Obligation> {
+        self.mem.obligation(rule, key)
+    }
+    fn has_obligation(&self, rule: &str, key: &str) -> bool {
+        self.mem.has_obligation(rule, key)
+    }
+    fn put_obligation(&mut self, ob: Obligation) {
+        self.dirty.insert((ob.rule.clone(), ob.key.clone()));
+        self.mem.put_obligation(ob);
+    }
+    fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation> {
+        let o = self.mem.remove_obligation(rule, key);
+        if o.is_some() {
+            self.dirty.insert((rule.to_string(), key.to_string()));
+        }
+        o
+    }
+    fn next_wake(&self) -> Option<Obligation> {
+        self.mem.next_wake()
+    }
+    fn next_wake_time(&self) -> Option<Timestamp> {
+        self.mem.next_wake_time()
+    }
+    fn facts(&self, rule: &str, key: &str) -> Vec<Fact> {
+        self.mem.facts(rule, key)
+    }
+    fn add_fact(&mut self, rule: &str, key: &str, fact: Fact) {
+        self.new_facts
+            .push((rule.to_string(), key.to_string(), fact.clone()));
+        self.mem.add_fact(rule, key, fact);
+    }
+    fn obligation_count(&self) -> usize {
+        self.mem.obligation_count()
+    }
+}
+
+enum Migrate {
+    Sql(rusqlite::Error),
+    TooNew(i64),
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Migrate::Sql)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(Migrate::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(Migrate::Sql)?;
+        tx.execute_batch(sql).map_err(Migrate::Sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(Migrate::Sql)?;
+        tx.commit().map_err(Migrate::Sql)?;
+    }
+    Ok(())
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// `violation` or `retraction`.
+    pub kind: String,
+    pub attempts: u32,
+    pub record: Record,
+}
+
+/// The outbox's counts, for `complyd status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub failed: u64,
+    pub sent: u64,
+}
+
+impl Store {
+    /// Messages due for a (first or retried) delivery attempt.
+    pub fn outbox_due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.kind, o.attempts, v.data FROM outbox o JOIN violations v ON v.id = o.violation
+                 WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
+                 ORDER BY o.next_attempt, o.id LIMIT ?2",
+            )
+            .map_err(self.sq())?;
+        let rows: Vec<(i64, String, u32, String)> = st
+            .query_map(params![millis(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(self.sq())?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, kind, attempts, data)| {
+                let record = serde_json::from_str(&data).ok()?;
+                Some(OutboxItem {
+                    id,
+                    kind,
+                    attempts,
+                    record,
+                })
+            })
+            .collect())
+    }
+
+    /// When the next retry is due, if any message waits for one.
+    pub fn outbox_next_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
+        let ms: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MIN(next_attempt) FROM outbox WHERE sent_at IS NULL AND failed = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.sq())?;
+        Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
+    }
+
+    /// Records a delivery: `Ok` sent; `Err((reason, None))` failed for good;
+    /// `Err((reason, Some(t)))` retry at `t`.
+    pub fn outbox_result(
+        &mut self,
+        id: i64,
+        result: Result<(), (String, Option<Timestamp>)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let sq = self.sq();
+        match result {
+            Ok(()) => self.conn.execute(
+                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, millis(now)],
+            ),
+            Err((reason, Some(retry))) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, millis(retry), reason],
+            ),
+            Err((reason, None)) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1",
+                params![id, reason],
+            ),
+        }
+        .map(|_| ())
+        .map_err(sq)
+    }
+
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0),
+                        COALESCE(SUM(failed), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
+                [],
+                |r| {
+                    Ok(OutboxCounts {
+                        pending: r.get::<_, i64>(0)? as u64,
+                        failed: r.get::<_, i64>(1)? as u64,
+                        sent: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .map_err(self.sq())
+    }
+}
