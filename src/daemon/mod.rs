@@ -6,8 +6,10 @@
 //! together with its outbox rows and source offsets; a sender task delivers
 //! the outbox.
 
-pub mod record;
-pub mod store;
-pub mod core;
 pub mod clock;
+pub mod core;
+pub mod logging;
 pub mod mail;
+pub mod record;
+pub mod sdnotify;
+pub mod store;
