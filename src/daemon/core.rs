@@ -465,3 +465,7 @@ pub fn changed_since(store: &Store, path: &Path, size: u64, mtime_ns: i64) -> bo
     !matches!(store.file(path), Ok(Some(k)) if k.size == size && k.mtime_ns == mtime_ns)
 }
 
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -1,0 +1,3 @@
+//! Tests of the core actor: files, logs, deadlines, restarts, failed commits.
+
+use super::*;
