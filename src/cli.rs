@@ -90,6 +90,31 @@ enum Command {
         #[arg(required = true, value_name = "LOG")]
         logs: Vec<PathBuf>,
     },
+    /// Run the daemon: watch the folders, tail the logs, fire deadlines, mail violations.
+    /// Without --config it runs on the shipped examples (state and mail under ./var).
+    Run {
+        /// Configuration file (see examples/complyd.yaml).
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Rules directory (default: the configuration's `rules:`, $COMPLYD_RULES, /etc/complyd/rules, ./rules).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// One pass (folders, logs to their end, due deadlines, mail), then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the configuration and the rules (exit 0, or 78 with every error).
+    Check {
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Show the daemon's state: sources, open obligations, outbox, recent errors.
+    Status {
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Work with rule packs.
     Rules {
         #[command(subcommand)]
@@ -207,6 +232,15 @@ pub fn main() -> ExitCode {
             };
             run_replay(&set, calendar, &logs, now, lateness, format)
         }
+        Command::Run {
+            config,
+            rules,
+            once,
+        } => crate::daemon::cmd::run(config, rules, once, err_color),
+        Command::Check { config, rules } => {
+            crate::daemon::cmd::check(config.as_deref(), rules, err_color)
+        }
+        Command::Status { config } => crate::daemon::cmd::status(config.as_deref(), err_color),
         Command::Rules {
             command: RulesCommand::Validate { dir },
         } => {

@@ -24,6 +24,9 @@ use crate::finding::Finding;
 use crate::rules::RuleSet;
 use crate::window::ReorderWindow;
 
+/// The pseudo-rule of configuration errors found by a reload.
+pub const CONFIG_ERROR: &str = "config-error";
+
 /// A line handed over by the log tailer.
 #[derive(Debug, Clone)]
 pub struct LogLine {
@@ -430,6 +433,49 @@ impl Core {
                 }),
             }
         }
+    }
+
+    /// A reload found errors: raised like a violation, so it reaches the
+    /// rule administrators by mail, once per distinct set of errors.
+    pub fn config_error(&mut self, diagnostics: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let first = diagnostics.lines().next().unwrap_or_default().to_string();
+        let record = Record {
+            fingerprint: hex(&Sha256::digest(diagnostics.as_bytes()))[..32].to_string(),
+            rule: CONFIG_ERROR.into(),
+            severity: crate::finding::Severity::High,
+            message: "规则或配置文件有错误，重新加载未生效，仍在使用原有规则".into(),
+            clause: Vec::new(),
+            tags: vec![CONFIG_ERROR.into()],
+            suggestion: Some("按详情修改后运行 complyd check，再重新加载".into()),
+            subject: "rules".into(),
+            location: vec![first],
+            at: engine::local_time(&self.env.calendar, now),
+            due: None,
+            matched: None,
+            excerpt: None,
+            detail: Some(diagnostics.to_string()),
+            cue: None,
+            field: None,
+        };
+        let done = self.store.commit(
+            Writes {
+                records: vec![record],
+                errors: vec![("reload".into(), diagnostics.to_string())],
+                ..Writes::default()
+            },
+            now,
+        )?;
+        Ok(done.new.len())
+    }
+
+    /// Records a delivery attempt of an outbox message.
+    pub fn outbox_result(
+        &mut self,
+        id: i64,
+        result: Result<(), (String, Option<Timestamp>)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.store.outbox_result(id, result, now)
     }
 
     /// Events held in the reorder window.

@@ -12,4 +12,5 @@ pub mod logging;
 pub mod mail;
 pub mod record;
 pub mod sdnotify;
+pub mod status;
 pub mod store;

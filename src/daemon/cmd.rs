@@ -1,0 +1,186 @@
+//! The daemon's commands: `run`, `check`, `status`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::clock::SystemClock;
+use super::run::{self, RunOptions};
+use super::sdnotify::Notifier;
+use crate::cli::{EXIT_CONFIG, EXIT_USAGE, rules_dir};
+use crate::config::Config;
+use crate::rules::RuleSet;
+
+/// Configuration and rules, validated; diagnostics printed on failure.
+fn load(
+    config: Option<&Path>,
+    rules: Option<PathBuf>,
+    color: bool,
+) -> Result<(Config, PathBuf, RuleSet), ExitCode> {
+    let cfg = match config {
+        Some(p) => crate::config::load(p).map_err(|e| {
+            eprint!("{}", e.render_as(color, "the configuration"));
+            ExitCode::from(EXIT_CONFIG)
+        })?,
+        None => Config::default(),
+    };
+    // --rules, then the configuration's `rules:`, then the usual lookup.
+    let dir = match (rules, &cfg.daemon.rules) {
+        (Some(r), _) => r,
+        (None, Some(r)) => r.clone(),
+        (None, None) => rules_dir(None),
+    };
+    let set = crate::rules::load(&dir).map_err(|e| {
+        eprint!("{}", e.render(color));
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    Ok((cfg, dir, set))
+}
+
+/// `complyd check`: validates the configuration and the rules (what
+/// systemd's ExecReload runs before signalling the daemon).
+pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> ExitCode {
+    match load(config, rules, color) {
+        Ok((cfg, dir, set)) => {
+            eprintln!(
+                "configuration valid; {}: {} rules; watching {} folder(s) and {} log pattern(s); state in {}",
+                dir.display(),
+                set.rules.len(),
+                cfg.daemon.watch.len(),
+                cfg.daemon.logs.len(),
+                cfg.daemon.state_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// `complyd status`.
+pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
+    let cfg = match config {
+        Some(p) => match crate::config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprint!("{}", e.render_as(color, "the configuration"));
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => Config::default(),
+    };
+    match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone()) {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `complyd run`: the daemon, or with `--once` one catch-up pass.
+pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: bool) -> ExitCode {
+    super::logging::init(None);
+    let (cfg, dir, set) = match load(config.as_deref(), rules, color) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let mut opts = RunOptions::new(cfg, config, dir);
+    opts.notifier = Notifier::from_env();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if once {
+        return match run::run_once(&opts, set, jiff::Timestamp::now()) {
+            Ok(summary) => {
+                eprintln!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    rt.block_on(daemon(opts, set))
+}
+
+async fn daemon(opts: RunOptions, set: RuleSet) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let notifier = opts.notifier.clone();
+    let deadline = opts.shutdown_deadline;
+    let watched = reload_paths(&opts);
+    let handle = match run::start(opts, set, Arc::new(SystemClock)).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return match e {
+                run::RunError::Config(_) => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
+    // Edits to the rules or the configuration reload like SIGHUP does.
+    let (ctx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
+    let _rules_watcher = super::reload::watch(&watched, ctx);
+    tracing::info!("started{}", if handle.polling { " (polling the folders)" } else { "" });
+    let _ = notifier.ready();
+    let _ = notifier.status("running");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {}
+            Some(()) = changed.recv() => {}
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        let _ = notifier.reloading();
+        match handle.reload().await {
+            Ok(()) => {
+                let _ = notifier.status("running; rules reloaded");
+            }
+            Err(_) => {
+                let _ = notifier.status("running with the previous rules: the reload found errors");
+            }
+        }
+        let _ = notifier.ready();
+    }
+    tracing::info!("stopping");
+    let _ = notifier.stopping();
+    match tokio::time::timeout(deadline, handle.shutdown()).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::error!("shutdown: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            tracing::error!("shutdown took longer than {deadline:?}; exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The files whose edits trigger a reload: the rules folder and the
+/// configuration file.
+fn reload_paths(opts: &RunOptions) -> Vec<PathBuf> {
+    let mut v = vec![opts.rules_dir.clone()];
+    v.extend(opts.config_path.clone());
+    v
+}

@@ -1,0 +1,607 @@
+//! Wiring: sources → core actor → store and mailer, with reload and
+//! shutdown in the style of mini-redis (a shutdown signal every task
+//! watches, and a drain before exit).
+//!
+//! ```text
+//!  watcher (notify) ──► Ready/Removed/Rescan ─┐
+//!  catch-up walk ─────► File ─────────────────┤
+//!  tailer (LogSet) ───► Log{lines, cursor} ───┼─► core actor (own thread) ─► SQLite
+//!  SIGHUP / rules dir ► Reload ───────────────┤      timer: next deadline      │ outbox
+//!  mailer ◄──── OutboxDue / OutboxResult ─────┘                                ▼
+//!                                                                 .eml folder (SMTP: issue 6)
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::clock::Clock;
+use super::core::{Core, FileOutcome, LogLine};
+use super::store::{OutboxItem, Store, StoreError};
+use super::{mail, tail, watch as fswatch};
+use crate::config::{Config, DaemonConfig};
+use crate::engine::Env;
+use crate::extract::Limits;
+use crate::rules::RuleSet;
+
+/// What the daemon runs with; `config_path` and `rules_dir` are re-read on
+/// reload.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub rules_dir: PathBuf,
+    /// How long shutdown may take before in-flight work is abandoned
+    /// (below systemd's TimeoutStopSec).
+    pub shutdown_deadline: Duration,
+    /// How often the tailer looks for new lines when nothing woke it.
+    pub tail_interval: Duration,
+    /// systemd's notify socket (watchdog pings come from the core actor).
+    pub notifier: super::sdnotify::Notifier,
+}
+
+impl RunOptions {
+    pub fn new(config: Config, config_path: Option<PathBuf>, rules_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            config,
+            config_path,
+            rules_dir,
+            shutdown_deadline: Duration::from_secs(20),
+            tail_interval: Duration::from_millis(200),
+            notifier: super::sdnotify::Notifier::new(None, None),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Messages to the core actor.
+#[derive(Debug)]
+pub enum Msg {
+    File(PathBuf),
+    Removed(PathBuf),
+    Log {
+        key: String,
+        lines: Vec<LogLine>,
+        cursor: String,
+    },
+    Reload(Option<oneshot::Sender<Result<(), String>>>),
+    OutboxDue(oneshot::Sender<Vec<OutboxItem>>),
+    OutboxResult {
+        id: i64,
+        result: Result<(), (String, Option<Timestamp>)>,
+    },
+    /// Sent by tests to wait until everything before it was handled.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// A running daemon (in-process: tests and `complyd run`).
+#[derive(Debug)]
+pub struct Handle {
+    pub tx: mpsc::Sender<Msg>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    core: Option<std::thread::JoinHandle<Result<(), RunError>>>,
+    pub polling: bool,
+}
+
+impl Handle {
+    /// Asks every task to stop, waits for the drain.
+    pub async fn shutdown(mut self) -> Result<(), RunError> {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        drop(self.tx);
+        match self.core.take() {
+            Some(core) => tokio::task::spawn_blocking(move || core.join())
+                .await
+                .map_err(|e| RunError::Other(e.to_string()))?
+                .map_err(|_| RunError::Other("the core actor panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every message sent before this call was handled.
+    pub async fn barrier(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn reload(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Reload(Some(tx)))
+            .await
+            .map_err(|_| "the daemon has stopped".to_string())?;
+        rx.await.map_err(|_| "the daemon has stopped".to_string())?
+    }
+}
+
+/// Loads rules and configuration as a reload does.
+pub fn load_all(
+    config_path: Option<&Path>,
+    rules_dir: &Path,
+) -> Result<(Config, RuleSet), String> {
+    let config = match config_path {
+        Some(p) => crate::config::load(p).map_err(|e| e.render_as(false, "the configuration"))?,
+        None => Config::default(),
+    };
+    let dir = config
+        .daemon
+        .rules
+        .clone()
+        .unwrap_or_else(|| rules_dir.to_path_buf());
+    let rules = crate::rules::load(&dir).map_err(|e| e.render(false))?;
+    Ok((config, rules))
+}
+
+fn limits(d: &DaemonConfig) -> Limits {
+    Limits {
+        max_file_bytes: d.max_file_bytes,
+        ..Limits::default()
+    }
+}
+
+/// Starts the daemon's tasks on the current tokio runtime.
+pub async fn start(
+    opts: RunOptions,
+    rules: RuleSet,
+    clock: Arc<dyn Clock>,
+) -> Result<Handle, RunError> {
+    let d = opts.config.daemon.clone();
+    let env = Env {
+        calendar: opts.config.calendar.clone(),
+        lists: rules.lists.clone(),
+    };
+    let store = Store::open(&d.database())?;
+    let cursors: HashMap<String, tail::Cursor> = store
+        .cursors()?
+        .into_iter()
+        .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
+        .collect();
+    let core = Core::new(
+        Arc::new(rules),
+        env,
+        store,
+        d.allowed_lateness,
+        limits(&d),
+    )?;
+    let (tx, rx) = mpsc::channel::<Msg>(64);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mail_wake = Arc::new(Notify::new());
+    let mut tasks = Vec::new();
+
+    // The core actor on its own thread: SQLite calls block, and a long
+    // catch-up must not starve the sources' tasks.
+    let core_thread = {
+        let clock = clock.clone();
+        let opts = opts.clone();
+        let mail_wake = mail_wake.clone();
+        std::thread::Builder::new()
+            .name("complyd-core".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| RunError::Other(e.to_string()))?;
+                rt.block_on(core_loop(core, rx, clock, opts, mail_wake))
+            })
+            .map_err(|e| RunError::Other(e.to_string()))?
+    };
+
+    // Folder watching, then the catch-up walk (watch first, so nothing
+    // saved during the walk is missed).
+    let roots: Vec<fswatch::WatchRoot> = d
+        .watch
+        .iter()
+        .map(|w| fswatch::WatchRoot {
+            path: w.path.clone(),
+            include: w.include.clone(),
+            exclude: w.exclude.clone(),
+        })
+        .collect();
+    let mut polling = false;
+    if !roots.is_empty() {
+        let filter = fswatch::Filter::new(&roots).map_err(RunError::Config)?;
+        let (wtx, mut wrx) = mpsc::channel(256);
+        let watcher = fswatch::Watcher::start(
+            roots.clone(),
+            fswatch::WatchOptions {
+                stable_for: d.stable_for,
+                poll: d.poll,
+            },
+            wtx,
+        )
+        .map_err(RunError::Other)?;
+        polling = watcher.is_polling();
+        let tx2 = tx.clone();
+        let mut stop = shutdown_rx.clone();
+        let roots2 = roots.clone();
+        let filter = Arc::new(filter);
+        tasks.push(tokio::spawn(async move {
+            let _watcher = watcher;
+            catch_up(&roots2, &filter, &tx2).await;
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    ev = wrx.recv() => {
+                        let Some(ev) = ev else { break };
+                        let msg = match ev {
+                            fswatch::WatchEvent::Ready(p) => Msg::File(p),
+                            fswatch::WatchEvent::Removed(p) => Msg::Removed(p),
+                            fswatch::WatchEvent::Rescan => {
+                                tracing::warn!("watch events were lost (queue overflow); walking the folders again");
+                                catch_up(&roots2, &filter, &tx2).await;
+                                continue;
+                            }
+                            fswatch::WatchEvent::Error { path, message } => {
+                                match path {
+                                    Some(p) => tracing::warn!("{}: {message}", p.display()),
+                                    None => tracing::warn!("{message}"),
+                                }
+                                continue;
+                            }
+                        };
+                        if tx2.send(msg).await.is_err() { break; }
+                    }
+                }
+            }
+        }));
+    }
+
+    // Log tailing on a blocking thread (plain reads), feeding the core
+    // through the bounded channel: a busy core slows the reader down.
+    if !d.logs.is_empty() {
+        let tx2 = tx.clone();
+        let stop = shutdown_rx.clone();
+        let patterns = d.logs.clone();
+        let interval = opts.tail_interval;
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut set = tail::LogSet::new(patterns, cursors, tail::TailLimits::default());
+            while !*stop.borrow() {
+                let batches = set.read(1 << 20);
+                if batches.is_empty() {
+                    std::thread::sleep(interval);
+                    continue;
+                }
+                for (key, batch) in batches {
+                    for note in &batch.notes {
+                        tracing::info!("{key}: {note}");
+                    }
+                    let lines = batch
+                        .lines
+                        .into_iter()
+                        .map(|l| LogLine {
+                            file: l.file,
+                            line: l.line,
+                            text: l.text,
+                        })
+                        .collect();
+                    let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
+                    if tx2
+                        .blocking_send(Msg::Log { key, lines, cursor })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+
+    // The mailer: asks the core for due messages, delivers, reports back.
+    {
+        let tx2 = tx.clone();
+        let mut stop = shutdown_rx.clone();
+        let cfg = d.mail.clone();
+        let clock = clock.clone();
+        let wake = mail_wake.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (otx, orx) = oneshot::channel();
+                if tx2.send(Msg::OutboxDue(otx)).await.is_err() {
+                    break;
+                }
+                let items = orx.await.unwrap_or_default();
+                let idle = items.is_empty();
+                for item in items {
+                    // Finish the message in hand even when asked to stop.
+                    let now = clock.now();
+                    let result = mail::build(&cfg, &item)
+                        .and_then(|m| mail::deliver_to_dir(&cfg.dir, &item, &m).map(|_| ()))
+                        .map_err(|e| {
+                            let retry = (!e.permanent).then(|| now + backoff(item.id, item.attempts));
+                            tracing::warn!("mail for violation {}: {}", item.record.fingerprint, e.reason);
+                            (e.reason, retry)
+                        });
+                    if tx2.send(Msg::OutboxResult { id: item.id, result }).await.is_err() {
+                        return;
+                    }
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+                if *stop.borrow() {
+                    break;
+                }
+                if idle {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    }
+                }
+            }
+        }));
+    }
+
+    Ok(Handle {
+        tx,
+        shutdown: shutdown_tx,
+        tasks,
+        core: Some(core_thread),
+        polling,
+    })
+}
+
+/// Exponential backoff with jitter, capped at an hour: 10 s, 20 s, 40 s …
+fn backoff(id: i64, attempts: u32) -> SignedDuration {
+    let base = 10i64.saturating_mul(1i64 << attempts.min(9)).min(3600);
+    // Deterministic jitter (±25 %) from the message id and attempt.
+    let h = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempts);
+    let jitter = (h % 51) as i64 - 25;
+    SignedDuration::from_secs(base + base * jitter / 100)
+}
+
+async fn catch_up(roots: &[fswatch::WatchRoot], filter: &Arc<fswatch::Filter>, tx: &mpsc::Sender<Msg>) {
+    let roots = roots.to_vec();
+    let filter = filter.clone();
+    let (ftx, mut frx) = mpsc::channel(1024);
+    let walker = tokio::task::spawn_blocking(move || {
+        fswatch::walk(&roots, &filter, &mut |r| {
+            let _ = ftx.blocking_send(r);
+        });
+    });
+    while let Some(r) = frx.recv().await {
+        match r {
+            Ok(seen) => {
+                if tx.send(Msg::File(seen.path)).await.is_err() {
+                    break;
+                }
+            }
+            Err(fswatch::WatchEvent::Error { path, message }) => match path {
+                Some(p) => tracing::warn!("{}: {message}", p.display()),
+                None => tracing::warn!("{message}"),
+            },
+            Err(_) => {}
+        }
+    }
+    let _ = walker.await;
+}
+
+/// The actor: one input at a time, each one transaction; between inputs it
+/// sleeps until the next deadline. A failed commit (disk full, read-only
+/// state) is retried with backoff; the daemon keeps running.
+async fn core_loop(
+    mut core: Core,
+    mut rx: mpsc::Receiver<Msg>,
+    clock: Arc<dyn Clock>,
+    opts: RunOptions,
+    mail_wake: Arc<Notify>,
+) -> Result<(), RunError> {
+    let mut opts = opts;
+    let ping = opts.notifier.watchdog_interval();
+    let mut watchdog = tokio::time::interval(ping.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        let deadline = core.next_deadline();
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = watchdog.tick(), if ping.is_some() => {
+                let _ = opts.notifier.watchdog();
+                continue;
+            }
+            _ = async {
+                match deadline {
+                    Some(t) => clock.sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                let now = clock.now();
+                if deadline.is_some_and(|t| now >= t) {
+                    let n = retry(|| core.tick(clock.now())).await;
+                    if n > 0 {
+                        mail_wake.notify_one();
+                    }
+                }
+                continue;
+            }
+        };
+        match msg {
+            Msg::File(path) => {
+                let out = retry(|| core.check_file(&path, clock.now())).await;
+                match out {
+                    FileOutcome::Checked { findings, new } => {
+                        tracing::info!("{}: checked, {findings} finding(s), {new} new", path.display());
+                        if new > 0 {
+                            mail_wake.notify_one();
+                        }
+                    }
+                    FileOutcome::Unchanged | FileOutcome::Gone => {}
+                }
+            }
+            Msg::Removed(path) => {
+                retry(|| core.file_removed(&path, clock.now())).await;
+            }
+            Msg::Log { key, lines, cursor } => {
+                let n = retry(|| core.log_lines(&key, lines.clone(), cursor.clone(), clock.now())).await;
+                if n > 0 {
+                    mail_wake.notify_one();
+                }
+            }
+            Msg::Reload(reply) => {
+                let result = load_all(opts.config_path.as_deref(), &opts.rules_dir);
+                let answer = match result {
+                    Ok((config, rules)) => {
+                        let env = Env {
+                            calendar: config.calendar.clone(),
+                            lists: rules.lists.clone(),
+                        };
+                        tracing::info!("reloaded: {} rules", rules.rules.len());
+                        core.reload(Arc::new(rules), env);
+                        opts.config = config;
+                        Ok(())
+                    }
+                    Err(diags) => {
+                        tracing::error!("reload failed; the previous rules keep running:\n{diags}");
+                        let n = retry(|| core.config_error(&diags, clock.now())).await;
+                        if n > 0 {
+                            mail_wake.notify_one();
+                        }
+                        Err(diags)
+                    }
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(answer);
+                }
+            }
+            Msg::OutboxDue(reply) => {
+                let items = core.store().outbox_due(clock.now(), 100).unwrap_or_default();
+                let _ = reply.send(items);
+            }
+            Msg::OutboxResult { id, result } => {
+                retry(|| core.outbox_result(id, result.clone(), clock.now())).await;
+            }
+            Msg::Barrier(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a store operation until it succeeds, backing off from 100 ms to
+/// 30 s and logging each failure: a full or read-only state directory
+/// stops progress, not the daemon.
+async fn retry<T>(mut f: impl FnMut() -> Result<T, StoreError>) -> T {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => {
+                tracing::error!("cannot write the state: {e}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// `complyd run --once`: one pass of what the daemon does — check the
+/// folders (files unchanged since the last pass are skipped), read the logs
+/// to their end, fire what fell due by `now`, deliver the outbox — then
+/// stop. Same core, same database as the daemon.
+pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<String, RunError> {
+    let d = &opts.config.daemon;
+    let env = Env {
+        calendar: opts.config.calendar.clone(),
+        lists: rules.lists.clone(),
+    };
+    let store = Store::open(&d.database())?;
+    let cursors: HashMap<String, tail::Cursor> = store
+        .cursors()?
+        .into_iter()
+        .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
+        .collect();
+    let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(d))?;
+    let (mut checked, mut new) = (0usize, 0usize);
+    let roots: Vec<fswatch::WatchRoot> = d
+        .watch
+        .iter()
+        .map(|w| fswatch::WatchRoot {
+            path: w.path.clone(),
+            include: w.include.clone(),
+            exclude: w.exclude.clone(),
+        })
+        .collect();
+    let filter = fswatch::Filter::new(&roots).map_err(RunError::Config)?;
+    let mut files = Vec::new();
+    fswatch::walk(&roots, &filter, &mut |r| match r {
+        Ok(seen) => files.push(seen.path),
+        Err(fswatch::WatchEvent::Error { path, message }) => match path {
+            Some(p) => tracing::warn!("{}: {message}", p.display()),
+            None => tracing::warn!("{message}"),
+        },
+        Err(_) => {}
+    });
+    for f in files {
+        if let FileOutcome::Checked { new: n, .. } = core.check_file(&f, now)? {
+            checked += 1;
+            new += n;
+        }
+    }
+    let mut set = tail::LogSet::new(d.logs.clone(), cursors, tail::TailLimits::default());
+    let mut lines_read = 0usize;
+    loop {
+        let batches = set.read(1 << 20);
+        if batches.is_empty() {
+            break;
+        }
+        for (key, batch) in batches {
+            for note in &batch.notes {
+                tracing::info!("{key}: {note}");
+            }
+            lines_read += batch.lines.len();
+            let lines = batch
+                .lines
+                .into_iter()
+                .map(|l| LogLine {
+                    file: l.file,
+                    line: l.line,
+                    text: l.text,
+                })
+                .collect();
+            let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
+            new += core.log_lines(&key, lines, cursor, now)?;
+        }
+    }
+    new += core.tick(now)?;
+    let mut mailed = 0usize;
+    loop {
+        let items = core.store().outbox_due(now, 500)?;
+        if items.is_empty() {
+            break;
+        }
+        for item in items {
+            let result = mail::build(&d.mail, &item)
+                .and_then(|m| mail::deliver_to_dir(&d.mail.dir, &item, &m).map(|_| ()))
+                .map_err(|e| {
+                    tracing::warn!("mail for violation {}: {}", item.record.fingerprint, e.reason);
+                    let retry = (!e.permanent).then(|| now + backoff(item.id, item.attempts));
+                    (e.reason, retry)
+                });
+            mailed += usize::from(result.is_ok());
+            core.outbox_result(item.id, result, now)?;
+        }
+    }
+    Ok(format!(
+        "{checked} file(s) checked, {lines_read} log line(s) read, {new} new violation(s), {mailed} mail(s) written to {}; {} event(s) held in the reorder window; state in {}",
+        d.mail.dir.display(),
+        core.held(),
+        d.database().display()
+    ))
+}

@@ -1,0 +1,128 @@
+//! `complyd status`: what the daemon's database says — sources and when
+//! each was last read, open obligations, the outbox, recent errors. Read
+//! only, through WAL, so it never blocks the running daemon.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
+
+fn when(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
+    ms.and_then(|m| Timestamp::from_millisecond(m).ok())
+        .map(|t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "never".into())
+}
+
+/// The report, as text.
+pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
+    if !db.exists() {
+        return Err(format!(
+            "{}: no state database (has `complyd run` been started with this configuration?)",
+            db.display()
+        ));
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("{}: {e}", db.display()))?;
+    let q = |e: rusqlite::Error| format!("{}: {e}", db.display());
+    let mut out = String::new();
+    let _ = writeln!(out, "state: {}", db.display());
+
+    let _ = writeln!(out, "\nsources:");
+    let mut st = conn
+        .prepare("SELECT key, last_read, lines FROM sources ORDER BY key")
+        .map_err(q)?;
+    let rows: Vec<(String, Option<i64>, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())
+        .map_err(q)?;
+    if rows.is_empty() {
+        let _ = writeln!(out, "  (no log read yet)");
+    }
+    for (key, last, lines) in rows {
+        let _ = writeln!(out, "  log {key}: {lines} lines, last read {}", when(last, tz));
+    }
+    let (files, last_file): (i64, Option<i64>) = conn
+        .query_row("SELECT COUNT(*), MAX(checked_at) FROM files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(q)?;
+    let _ = writeln!(
+        out,
+        "  folders: {files} files checked, last at {}",
+        when(last_file, tz)
+    );
+
+    let open: i64 = conn
+        .query_row("SELECT COUNT(*) FROM obligations", [], |r| r.get(0))
+        .map_err(q)?;
+    let _ = writeln!(out, "\nopen obligations: {open}");
+    let mut st = conn
+        .prepare("SELECT rule, key, wake FROM obligations ORDER BY wake LIMIT 10")
+        .map_err(q)?;
+    let rows: Vec<(String, String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())
+        .map_err(q)?;
+    for (rule, key, wake) in rows {
+        let _ = writeln!(out, "  {rule}  {key}  next check {}", when(Some(wake), tz));
+    }
+
+    let mut st = conn
+        .prepare("SELECT status, COUNT(*) FROM violations GROUP BY status ORDER BY status")
+        .map_err(q)?;
+    let rows: Vec<(String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|r| r.collect())
+        .map_err(q)?;
+    let summary: Vec<String> = rows.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let _ = writeln!(
+        out,
+        "\nviolations: {}",
+        if summary.is_empty() {
+            "none".to_string()
+        } else {
+            summary.join(", ")
+        }
+    );
+
+    let (pending, failed, sent): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0), COALESCE(SUM(failed), 0),
+                    COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(q)?;
+    let _ = writeln!(
+        out,
+        "\noutbox: {pending} waiting, {sent} sent, {failed} failed for good"
+    );
+    let mut st = conn
+        .prepare(
+            "SELECT id, attempts, last_error FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL
+             ORDER BY id DESC LIMIT 5",
+        )
+        .map_err(q)?;
+    let rows: Vec<(i64, i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())
+        .map_err(q)?;
+    for (id, attempts, err) in rows {
+        let _ = writeln!(out, "  message {id}: {attempts} attempts, last error: {err}");
+    }
+
+    let mut st = conn
+        .prepare("SELECT at, source, message FROM errors ORDER BY id DESC LIMIT 10")
+        .map_err(q)?;
+    let rows: Vec<(i64, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())
+        .map_err(q)?;
+    let _ = writeln!(out, "\nrecent errors: {}", if rows.is_empty() { "none" } else { "" });
+    for (at, source, msg) in rows {
+        let first = msg.lines().next().unwrap_or_default();
+        let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
+    }
+    Ok(out)
+}
