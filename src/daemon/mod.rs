@@ -7,10 +7,15 @@
 //! the outbox.
 
 pub mod clock;
+pub mod cmd;
 pub mod core;
 pub mod logging;
 pub mod mail;
 pub mod record;
+pub mod reload;
+pub mod run;
 pub mod sdnotify;
 pub mod status;
 pub mod store;
+pub mod tail;
+pub mod watch;
