@@ -5,3 +5,5 @@
 //! same functions `scan` and `replay` call and committed in one transaction
 //! together with its outbox rows and source offsets; a sender task delivers
 //! the outbox.
+
+pub mod watch;
