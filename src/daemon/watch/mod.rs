@@ -1,0 +1,272 @@
+//! Watching the content drop folders.
+//!
+//! Creators save drafts, scripts, subtitles, .docx and `*.post.json` into
+//! drop folders; the daemon checks each file once it has stopped changing.
+//!
+//! ```text
+//!  notify (inotify, or PollWatcher for network shares / when inotify fails)
+//!     │ callback thread: blocking_send (backpressure; a full kernel queue
+//!     ▼                  then overflows, which is reported as Rescan)
+//!  Stabilizer task: stat each event's path, keep pending {size, mtime,
+//!     │            deadline}, sleep until the earliest deadline
+//!     ▼
+//!  WatchEvent: Ready · Removed · Rescan · Error  ──► caller (digest, SQLite)
+//! ```
+//!
+//! At start-up the caller runs [`walk`] (the catch-up walk) and compares
+//! each file's size and mtime with its store; on [`WatchEvent::Rescan`] it
+//! runs it again.
+
+mod filter;
+mod stabilize;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use filter::Filter;
+pub use walk::walk;
+
+use filter::absolute;
+use stabilize::{Raw, Stabilizer};
+
+/// Editor lock and temporary files and hidden files or folders, which are
+/// never content: Word's owner files (`~$a.docx`), LibreOffice locks,
+/// vim swap files, generic temp and backup files, dot-files.
+pub const DEFAULT_EXCLUDE: &[&str] = &["~$*", ".~lock.*#", "*.swp", "*.tmp", "*~", ".*"];
+
+/// Poll interval when inotify cannot be used and none was configured.
+pub const FALLBACK_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Events queued between notify's thread and the stabilizer; when full,
+/// notify's thread waits and the kernel queue absorbs the rest.
+const RAW_CAPACITY: usize = 4096;
+
+/// A watched folder with its globs, relative to `path` (see [`Filter`]).
+/// An empty `include` takes every file; an empty `exclude` excludes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRoot {
+    pub path: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl WatchRoot {
+    /// Every file except [`DEFAULT_EXCLUDE`].
+    pub fn new(path: impl Into<PathBuf>) -> WatchRoot {
+        WatchRoot {
+            path: path.into(),
+            include: Vec::new(),
+            exclude: DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// How long size and mtime must stay unchanged before a file is ready
+    /// (unless its writer closes it first).
+    pub stable_for: Duration,
+    /// `Some`: always poll at this interval (network shares, where inotify
+    /// sees only local changes).
+    pub poll: Option<Duration>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            stable_for: Duration::from_secs(1),
+            poll: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    /// The file stopped changing (or its writer closed it). May come again
+    /// for the same content; de-duplicate by digest.
+    Ready(PathBuf),
+    /// The path is gone. It may name a folder (deleted or moved away), so
+    /// forget every stored path equal to or below it; it may also name a
+    /// path that was never reported ready.
+    Removed(PathBuf),
+    /// Events were lost (kernel queue overflow): run the catch-up walk.
+    Rescan,
+    Error {
+        path: Option<PathBuf>,
+        message: String,
+    },
+}
+
+/// A file found by the catch-up walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSeen {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+}
+
+/// A running watch; stops when dropped.
+pub struct Watcher {
+    backend: Option<Box<dyn notify::Watcher + Send>>,
+    task: JoinHandle<()>,
+    polling: bool,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("polling", &self.polling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Starts watching `roots` recursively; events go to `tx` (waiting when
+    /// it is full). Must be called inside a tokio runtime; it blocks while
+    /// the watches are added (one inotify watch per folder). Fails only on a
+    /// bad glob; a root that cannot be watched is reported as an `Error`
+    /// event and the others are watched.
+    pub fn start(
+        roots: Vec<WatchRoot>,
+        opts: WatchOptions,
+        tx: mpsc::Sender<WatchEvent>,
+    ) -> Result<Watcher, String> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "Watcher::start must be called inside a tokio runtime".to_string())?;
+        let filter = Arc::new(Filter::new(&roots)?);
+        let paths: Vec<PathBuf> = roots.iter().map(|r| absolute(&r.path)).collect();
+        let (raw_tx, raw_rx) = mpsc::channel(RAW_CAPACITY);
+        let task = runtime.spawn(Stabilizer::new(filter, opts.stable_for, tx).run(raw_rx));
+        // notify's PollWatcher reports scan errors on the thread that calls
+        // watch(), and blocking_send panics on a runtime thread.
+        let setup =
+            std::thread::scope(|s| s.spawn(|| build_backend(&paths, opts.poll, &raw_tx)).join());
+        match setup {
+            Ok((backend, polling)) => Ok(Watcher {
+                backend: Some(backend),
+                task,
+                polling,
+            }),
+            Err(_) => {
+                task.abort();
+                Err("watcher set-up panicked".to_string())
+            }
+        }
+    }
+
+    /// Whether the folders are polled rather than watched with inotify.
+    pub fn is_polling(&self) -> bool {
+        self.polling
+    }
+
+    /// Stops watching; the same as dropping.
+    pub fn stop(self) {}
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Abort first: dropping the task's receiver releases a notify thread
+        // waiting in blocking_send, so it can see its shutdown message.
+        self.task.abort();
+        self.backend.take();
+    }
+}
+
+type Backend = Box<dyn notify::Watcher + Send>;
+
+fn handler(raw_tx: &mpsc::Sender<Raw>) -> impl notify::EventHandler {
+    let raw_tx = raw_tx.clone();
+    move |res: notify::Result<notify::Event>| {
+        // Err only when the watcher is being stopped.
+        let _ = raw_tx.blocking_send(Raw::Notify(res));
+    }
+}
+
+fn build_backend(
+    roots: &[PathBuf],
+    poll: Option<Duration>,
+    raw_tx: &mpsc::Sender<Raw>,
+) -> (Backend, bool) {
+    if let Some(interval) = poll {
+        return (poll_backend(roots, interval, raw_tx), true);
+    }
+    let reason = match notify::RecommendedWatcher::new(handler(raw_tx), notify::Config::default()) {
+        Ok(mut w) => match watch_all(&mut w, roots, raw_tx) {
+            Ok(()) => return (Box::new(w), false),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    tracing::warn!(
+        error = %reason,
+        interval = ?FALLBACK_POLL_INTERVAL,
+        "cannot watch the drop folders with inotify; polling instead"
+    );
+    (poll_backend(roots, FALLBACK_POLL_INTERVAL, raw_tx), true)
+}
+
+/// Adds every root; `Err` only for the failures polling avoids (inotify
+/// limits), anything else is reported for its root and skipped.
+fn watch_all(
+    w: &mut dyn notify::Watcher,
+    roots: &[PathBuf],
+    raw_tx: &mpsc::Sender<Raw>,
+) -> Result<(), notify::Error> {
+    for root in roots {
+        match w.watch(root, RecursiveMode::Recursive) {
+            Ok(()) => {}
+            Err(e) if is_inotify_limit(&e) => return Err(e),
+            Err(e) => report(raw_tx, root, format!("cannot watch: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn poll_backend(roots: &[PathBuf], interval: Duration, raw_tx: &mpsc::Sender<Raw>) -> Backend {
+    let config = notify::Config::default().with_poll_interval(interval);
+    // PollWatcher::new cannot fail; watch() reports problems through the
+    // handler, which turns them into Error events.
+    let mut w = match notify::PollWatcher::new(handler(raw_tx), config) {
+        Ok(w) => w,
+        Err(e) => {
+            report(raw_tx, Path::new("/"), format!("cannot start polling: {e}"));
+            return Box::new(notify::NullWatcher);
+        }
+    };
+    for root in roots {
+        if let Err(e) = w.watch(root, RecursiveMode::Recursive) {
+            report(raw_tx, root, format!("cannot poll: {e}"));
+        }
+    }
+    Box::new(w)
+}
+
+fn report(raw_tx: &mpsc::Sender<Raw>, path: &Path, message: String) {
+    let ev = WatchEvent::Error {
+        path: Some(path.to_path_buf()),
+        message,
+    };
+    let _ = raw_tx.blocking_send(Raw::Emit(ev));
+}
+
+/// The inotify limits: watches per user (ENOSPC, which notify maps to
+/// MaxFilesWatch) and instances per user (EMFILE).
+fn is_inotify_limit(e: &notify::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EMFILE: i32 = 24;
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => matches!(io.raw_os_error(), Some(ENOSPC | EMFILE)),
+        _ => false,
+    }
+}
