@@ -27,14 +27,8 @@ use crate::window::ReorderWindow;
 /// The pseudo-rule of configuration errors found by a reload.
 pub const CONFIG_ERROR: &str = "config-error";
 
-/// A line handed over by the log tailer.
-#[derive(Debug, Clone)]
-pub struct LogLine {
-    pub file: Arc<Path>,
-    pub line: u64,
-    /// The text, or why it could not be read (too long, not UTF-8).
-    pub text: Result<String, String>,
-}
+/// A line handed over by the log tailer (its text, or why it has none).
+pub use super::tail::TailLine as LogLine;
 
 /// What checking a file did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,8 +271,8 @@ impl Core {
     pub fn log_lines(
         &mut self,
         key: &str,
-        lines: Vec<LogLine>,
-        cursor: String,
+        lines: &[LogLine],
+        cursor: &str,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
         let mut w = Writes::default();
@@ -288,9 +282,9 @@ impl Core {
                 path: l.file.clone(),
                 line: u32::try_from(l.line).unwrap_or(u32::MAX),
             };
-            let parsed = l.text.map_err(|reason| format!("{evidence}: {reason}")).and_then(
+            let parsed = l.text.as_ref().map_err(|reason| format!("{evidence}: {reason}")).and_then(
                 |text| {
-                    let text = text.strip_suffix('\r').unwrap_or(&text);
+                    let text = text.strip_suffix('\r').unwrap_or(text);
                     if text.trim().is_empty() {
                         return Err(String::new());
                     }
@@ -309,9 +303,9 @@ impl Core {
                 }
             }
         }
-        w.cursor = Some((key.to_string(), cursor, n));
+        w.cursor = Some((key.to_string(), cursor.to_string(), n));
         self.advance(&mut w, now);
-        Ok(self.commit(w, now)?)
+        self.commit(w, now)
     }
 
     /// The clock passed a deadline (or just moved): release held events and

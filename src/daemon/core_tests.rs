@@ -1,3 +1,1 @@
 //! Tests of the core actor: files, logs, deadlines, restarts, failed commits.
-
-use super::*;

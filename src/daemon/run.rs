@@ -283,15 +283,7 @@ pub async fn start(
                     for note in &batch.notes {
                         tracing::info!("{key}: {note}");
                     }
-                    let lines = batch
-                        .lines
-                        .into_iter()
-                        .map(|l| LogLine {
-                            file: l.file,
-                            line: l.line,
-                            text: l.text,
-                        })
-                        .collect();
+                    let lines = batch.lines;
                     let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
                     if tx2
                         .blocking_send(Msg::Log { key, lines, cursor })
@@ -448,7 +440,7 @@ async fn core_loop(
                 retry(|| core.file_removed(&path, clock.now())).await;
             }
             Msg::Log { key, lines, cursor } => {
-                let n = retry(|| core.log_lines(&key, lines.clone(), cursor.clone(), clock.now())).await;
+                let n = retry(|| core.log_lines(&key, &lines, &cursor, clock.now())).await;
                 if n > 0 {
                     mail_wake.notify_one();
                 }
@@ -566,17 +558,9 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
                 tracing::info!("{key}: {note}");
             }
             lines_read += batch.lines.len();
-            let lines = batch
-                .lines
-                .into_iter()
-                .map(|l| LogLine {
-                    file: l.file,
-                    line: l.line,
-                    text: l.text,
-                })
-                .collect();
+            let lines = batch.lines;
             let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
-            new += core.log_lines(&key, lines, cursor, now)?;
+            new += core.log_lines(&key, &lines, &cursor, now)?;
         }
     }
     new += core.tick(now)?;

@@ -2,6 +2,7 @@
 
 mod calendar;
 mod cli;
+mod daemon;
 mod diagnostics;
 mod props;
 mod replay;

@@ -1,0 +1,213 @@
+//! The daemon in-process: real folders, real logs, a manual clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use complyd::config::{Config, DaemonConfig, WatchDir};
+use complyd::daemon::clock::ManualClock;
+use complyd::daemon::run::{self, RunOptions};
+use jiff::{SignedDuration, Timestamp};
+
+fn shipped_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    opts: RunOptions,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        copy_dir(&shipped_rules(), &root.join("rules"));
+        std::fs::create_dir_all(root.join("drop")).unwrap();
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        let mut d = DaemonConfig::empty(root.join("state"));
+        d.watch.push(WatchDir {
+            path: root.join("drop"),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        });
+        d.logs.push(root.join("logs/*.jsonl").display().to_string());
+        d.stable_for = Duration::from_millis(200);
+        let config = Config {
+            daemon: d,
+            ..Config::default()
+        };
+        let mut opts = RunOptions::new(config, None, root.join("rules"));
+        opts.tail_interval = Duration::from_millis(50);
+        Setup { dir, opts }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn rules(&self) -> complyd::rules::RuleSet {
+        complyd::rules::load(&self.opts.rules_dir).unwrap()
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.opts.config.daemon.database()).unwrap()
+    }
+
+    /// Polls `query` (one integer) until `ok` holds, for up to 20 s.
+    async fn wait_for(&self, query: &str, ok: impl Fn(i64) -> bool) -> i64 {
+        let start = Instant::now();
+        loop {
+            let v: i64 = self
+                .db()
+                .query_row(query, [], |r| r.get(0))
+                .unwrap_or(-1);
+            if ok(v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for `{query}` (last value {v})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_draft_is_checked_stored_and_mailed_once() {
+    let s = Setup::new();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    std::fs::write(s.path("drop/draft.txt"), "本品可以根治高血压，100%有效。\n").unwrap();
+    let q = "SELECT COUNT(*) FROM violations WHERE subject LIKE '%draft.txt'";
+    let n = s.wait_for(q, |n| n >= 2).await;
+    // Mail for each, as .eml files.
+    s.wait_for("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", |v| v == 0)
+        .await;
+    let mails = std::fs::read_dir(s.path("state/mail")).unwrap().count();
+    assert!(mails as i64 >= n, "{mails} mails for {n} violations");
+    // Saved again unchanged: nothing new.
+    std::fs::write(s.path("drop/draft.txt"), "本品可以根治高血压，100%有效。\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.barrier().await;
+    assert_eq!(s.wait_for(q, |_| true).await, n);
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_fires_when_the_manual_clock_passes_due_plus_lateness() {
+    let s = Setup::new();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    std::fs::write(
+        s.path("logs/activity.jsonl"),
+        r#"{"ts":"2026-03-02T10:00:00+08:00","type":"message.received","thread":"t9","account":"ks-service","channel":"comment","complexity":"general","text":"怎么吃？"}
+"#,
+    )
+    .unwrap();
+    s.wait_for("SELECT COALESCE(SUM(lines), 0) FROM sources", |n| n == 1)
+        .await;
+    let q = "SELECT COUNT(*) FROM violations WHERE rule = 'reply-general-1h'";
+    // Due 11:00; lateness 5 min: nothing at 11:04.
+    clock.set(t("2026-03-02T11:04:00+08:00"));
+    h.barrier().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.wait_for(q, |_| true).await, 0);
+    clock.set(t("2026-03-02T11:05:01+08:00"));
+    assert_eq!(s.wait_for(q, |n| n == 1).await, 1);
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_keeps_the_old_rules_and_raises_a_config_error() {
+    let s = Setup::new();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    std::fs::write(s.path("rules/broken.yaml"), "rules:\n  - id: x\n    severity: fatal\n").unwrap();
+    let err = h.reload().await.unwrap_err();
+    assert!(err.contains("broken.yaml:3"), "{err}");
+    s.wait_for(
+        "SELECT COUNT(*) FROM violations WHERE rule = 'config-error'",
+        |n| n == 1,
+    )
+    .await;
+    // The previous rules still run.
+    std::fs::write(s.path("drop/later.txt"), "根治失眠\n").unwrap();
+    s.wait_for(
+        "SELECT COUNT(*) FROM violations WHERE subject LIKE '%later.txt'",
+        |n| n >= 1,
+    )
+    .await;
+    // Fixed: the reload succeeds.
+    std::fs::remove_file(s.path("rules/broken.yaml")).unwrap();
+    h.reload().await.unwrap();
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changed_while_down_are_checked_at_start_and_others_are_not() {
+    let s = Setup::new();
+    std::fs::write(s.path("drop/a.txt"), "根治失眠\n").unwrap();
+    std::fs::write(s.path("drop/b.txt"), "无违规内容\n").unwrap();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    s.wait_for("SELECT COUNT(*) FROM files", |n| n == 2).await;
+    h.shutdown().await.unwrap();
+    let checked_at = |p: &str| -> i64 {
+        s.db()
+            .query_row(
+                "SELECT checked_at FROM files WHERE path LIKE ?1",
+                [format!("%{p}")],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let (a0, b0) = (checked_at("a.txt"), checked_at("b.txt"));
+    // While down: b changes.
+    std::fs::write(s.path("drop/b.txt"), "保证100%有效\n").unwrap();
+    clock.advance(SignedDuration::from_mins(10));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    s.wait_for(
+        "SELECT COUNT(*) FROM violations WHERE subject LIKE '%b.txt'",
+        |n| n >= 1,
+    )
+    .await;
+    h.barrier().await;
+    assert_eq!(checked_at("a.txt"), a0, "a.txt did not change and is not re-checked");
+    assert!(checked_at("b.txt") > b0);
+    let dup: i64 = s
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM violations WHERE subject LIKE '%a.txt'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dup, 1, "a.txt's violation is not reported twice");
+    h.shutdown().await.unwrap();
+}
