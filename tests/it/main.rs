@@ -6,3 +6,4 @@ mod diagnostics;
 mod props;
 mod replay;
 mod shipped_rules;
+mod tail;

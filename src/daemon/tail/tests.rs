@@ -16,19 +16,15 @@ fn append(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
+/// (file name, line, text or reason).
+type Got = (String, u64, Result<String, String>);
+
 fn numbered(from: u32, to: u32) -> String {
     (from..to).map(|i| format!("{{\"n\":{i}}}\n")).collect()
 }
 
 /// Reads until nothing is new: (file name, line, text or error), notes, cursor.
-fn drain(
-    t: &mut Tailer,
-    max_bytes: usize,
-) -> (
-    Vec<(String, u64, Result<String, String>)>,
-    Vec<TailNote>,
-    Cursor,
-) {
+fn drain(t: &mut Tailer, max_bytes: usize) -> (Vec<Got>, Vec<TailNote>, Cursor) {
     let mut lines = Vec::new();
     let mut notes = Vec::new();
     loop {
@@ -45,11 +41,11 @@ fn drain(
     }
 }
 
-fn texts(lines: &[(String, u64, Result<String, String>)]) -> Vec<String> {
+fn texts(lines: &[Got]) -> Vec<String> {
     lines.iter().map(|(_, _, t)| t.clone().unwrap()).collect()
 }
 
-fn ns(lines: &[(String, u64, Result<String, String>)]) -> Vec<u32> {
+fn ns(lines: &[Got]) -> Vec<u32> {
     lines
         .iter()
         .map(|(_, _, t)| {
@@ -59,7 +55,7 @@ fn ns(lines: &[(String, u64, Result<String, String>)]) -> Vec<u32> {
         .collect()
 }
 
-fn where_(lines: &[(String, u64, Result<String, String>)]) -> Vec<String> {
+fn where_(lines: &[Got]) -> Vec<String> {
     lines.iter().map(|(f, n, _)| format!("{f}:{n}")).collect()
 }
 
