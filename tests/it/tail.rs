@@ -353,3 +353,48 @@ fn logrotate_copytruncate_loses_only_what_no_file_holds() {
         .count();
     assert_eq!(truncations, 5, "{:?}", o.got.notes);
 }
+
+/// Read throughput on a 1 GB log of 200-byte lines (from the page cache):
+/// `cargo test --release --test it tail::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run it in release mode"]
+fn throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("activity.jsonl");
+    let mut l = br#"{"ts":"2026-11-26T10:00:00+08:00","type":"message","account":"ks-1024","user":"u-77","text":""#.to_vec();
+    l.resize(197, b'x');
+    l.extend_from_slice(b"\"}\n");
+    let block: Vec<u8> = l.iter().copied().cycle().take(l.len() * 5000).collect();
+    let mut f = std::io::BufWriter::new(fs::File::create(&log).unwrap());
+    let mut written = 0u64;
+    while written < 1_000_000_000 {
+        f.write_all(&block).unwrap();
+        written += block.len() as u64;
+    }
+    f.flush().unwrap();
+    drop(f);
+    let lines_expected = written / l.len() as u64;
+
+    let mut t = Tailer::new(log, None, TailLimits::default());
+    let t0 = Instant::now();
+    let mut lines = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        let b = t.read(4 << 20);
+        if b.is_empty() {
+            break;
+        }
+        for l in &b.lines {
+            bytes += l.text.as_ref().map_or(0, |s| s.len() as u64);
+        }
+        lines += b.lines.len() as u64;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(lines, lines_expected);
+    eprintln!(
+        "read {lines} lines ({:.0} MB of text) in {secs:.2} s: {:.0} lines/s, {:.0} MB/s",
+        bytes as f64 / 1e6,
+        lines as f64 / secs,
+        written as f64 / 1e6 / secs
+    );
+}
