@@ -8,3 +8,4 @@ mod props;
 mod replay;
 mod shipped_rules;
 mod systemd;
+mod tail;
