@@ -6,7 +6,7 @@
 //! else. A changed file waits in `pending` with the size and mtime last seen
 //! and a deadline; one timer sleeps until the earliest deadline.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,17 @@ struct Pending {
     deadline: Instant,
 }
 
+/// What a folder scan found: size and mtime per file, `None` for a path
+/// already reported as an error.
+type Snapshot = HashMap<PathBuf, Option<(u64, i128)>>;
+
+/// A folder that appeared, to be scanned once more (see `scan_folder`).
+struct Recheck {
+    at: Instant,
+    dir: PathBuf,
+    seen: Snapshot,
+}
+
 /// Why a path is being reconciled; decides how much work an event is worth.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cause {
@@ -56,6 +67,8 @@ pub(super) struct Stabilizer {
     pending: HashMap<PathBuf, Pending>,
     /// Deadlines in order; each pending path appears exactly once.
     queue: BTreeSet<(Instant, PathBuf)>,
+    /// In deadline order, as every recheck waits the same `stable_for`.
+    rechecks: VecDeque<Recheck>,
     tx: Sender<WatchEvent>,
 }
 
@@ -66,6 +79,7 @@ impl Stabilizer {
             stable_for,
             pending: HashMap::new(),
             queue: BTreeSet::new(),
+            rechecks: VecDeque::new(),
             tx,
         }
     }
@@ -79,7 +93,10 @@ impl Stabilizer {
             // Fire what is due before taking more input, so a steady stream
             // of events for some files cannot starve the others' timers.
             self.fire_due().await?;
-            let next = self.queue.first().map(|(d, _)| *d);
+            let next = match (self.queue.first(), self.rechecks.front()) {
+                (Some((a, _)), Some(r)) => Some((*a).min(r.at)),
+                (a, r) => a.map(|(a, _)| *a).or(r.map(|r| r.at)),
+            };
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 msg = raw.recv() => match msg {
@@ -152,7 +169,12 @@ impl Stabilizer {
                 // is handled, so files written into it meanwhile are found
                 // here; a folder moved in gets no events for its files at all.
                 if cause == Cause::Appeared && !self.filter.excludes(&path) {
-                    self.scan_folder(&path).await?;
+                    let seen = self.scan_folder(&path, None).await?;
+                    self.rechecks.push_back(Recheck {
+                        at: Instant::now() + self.stable_for,
+                        dir: path,
+                        seen,
+                    });
                 }
                 Ok(())
             }
@@ -173,19 +195,42 @@ impl Stabilizer {
         }
     }
 
-    async fn scan_folder(&mut self, dir: &Path) -> Result<(), Closed> {
+    /// Pends every file of a folder that appeared. notify adds watches
+    /// for a new folder (and the folders already inside it) only after its
+    /// creation event has been handed over, so a file written meanwhile has
+    /// no event and this scan may run too early to see it: the folder is
+    /// scanned a second time after `stable_for`, pending only what is new
+    /// or changed since the first scan.
+    async fn scan_folder(
+        &mut self,
+        dir: &Path,
+        before: Option<Snapshot>,
+    ) -> Result<Snapshot, Closed> {
         let mut found = Vec::new();
         walk_tree(dir, &self.filter, &mut |r| found.push(r));
+        let mut seen = Snapshot::with_capacity(found.len());
         for r in found {
             match r {
-                Ok(seen) => {
-                    let deadline = Instant::now() + self.stable_for;
-                    self.set_pending(seen.path, seen.size, seen.mtime_ns, deadline);
+                Ok(f) => {
+                    let now = Some((f.size, f.mtime_ns));
+                    if before.as_ref().is_none_or(|b| b.get(&f.path) != Some(&now)) {
+                        let deadline = Instant::now() + self.stable_for;
+                        self.set_pending(f.path.clone(), f.size, f.mtime_ns, deadline);
+                    }
+                    seen.insert(f.path, now);
                 }
-                Err(ev) => self.send(ev).await?,
+                Err(ev) => {
+                    if let WatchEvent::Error { path: Some(p), .. } = &ev {
+                        if before.as_ref().is_some_and(|b| b.get(p) == Some(&None)) {
+                            continue;
+                        }
+                        seen.insert(p.clone(), None);
+                    }
+                    self.send(ev).await?;
+                }
             }
         }
-        Ok(())
+        Ok(seen)
     }
 
     async fn closed_after_write(&mut self, path: PathBuf) -> Result<(), Closed> {
@@ -261,6 +306,15 @@ impl Stabilizer {
 
     async fn fire_due(&mut self) -> Result<(), Closed> {
         let now = Instant::now();
+        while self.rechecks.front().is_some_and(|r| r.at <= now) {
+            let Some(r) = self.rechecks.pop_front() else {
+                break;
+            };
+            // Gone or replaced since: its removal has its own event.
+            if std::fs::metadata(&r.dir).is_ok_and(|m| m.is_dir()) {
+                self.scan_folder(&r.dir, Some(r.seen)).await?;
+            }
+        }
         while let Some((deadline, _)) = self.queue.first() {
             if *deadline > now {
                 break;
