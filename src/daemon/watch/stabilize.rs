@@ -69,17 +69,27 @@ pub(super) struct Stabilizer {
     queue: BTreeSet<(Instant, PathBuf)>,
     /// In deadline order, as every recheck waits the same `stable_for`.
     rechecks: VecDeque<Recheck>,
+    /// Switches to polling when inotify runs out of watches; taken on use.
+    on_limit: Option<Box<dyn FnOnce() + Send + Sync>>,
+    switched: bool,
     tx: Sender<WatchEvent>,
 }
 
 impl Stabilizer {
-    pub(super) fn new(filter: Arc<Filter>, stable_for: Duration, tx: Sender<WatchEvent>) -> Self {
+    pub(super) fn new(
+        filter: Arc<Filter>,
+        stable_for: Duration,
+        tx: Sender<WatchEvent>,
+        on_limit: Box<dyn FnOnce() + Send + Sync>,
+    ) -> Self {
         Stabilizer {
             filter,
             stable_for,
             pending: HashMap::new(),
             queue: BTreeSet::new(),
             rechecks: VecDeque::new(),
+            on_limit: Some(on_limit),
+            switched: false,
             tx,
         }
     }
@@ -116,13 +126,31 @@ impl Stabilizer {
 
     async fn on_error(&mut self, err: notify::Error) -> Result<(), Closed> {
         let path = err.paths.first().cloned();
-        let message = match err.kind {
-            notify::ErrorKind::MaxFilesWatch => "inotify watch limit reached: new folders are \
-                 not watched (raise fs.inotify.max_user_watches or configure polling)"
+        if !matches!(err.kind, notify::ErrorKind::MaxFilesWatch) {
+            let message = format!("watcher: {err}");
+            return self.send(WatchEvent::Error { path, message }).await;
+        }
+        if self.switched {
+            // The inotify watcher being replaced may say it again.
+            return Ok(());
+        }
+        let message = match self.on_limit.take() {
+            Some(switch) => {
+                switch();
+                self.switched = true;
+                format!(
+                    "inotify watch limit reached: polling every {} s from now on \
+                     (raise fs.inotify.max_user_watches)",
+                    super::FALLBACK_POLL_INTERVAL.as_secs()
+                )
+            }
+            None => "inotify watch limit reached: new folders are not watched \
+                     (raise fs.inotify.max_user_watches or configure polling)"
                 .to_string(),
-            _ => format!("watcher: {err}"),
         };
-        self.send(WatchEvent::Error { path, message }).await
+        self.send(WatchEvent::Error { path, message }).await?;
+        // Changes between the limit and the first poll have no events.
+        self.send(WatchEvent::Rescan).await
     }
 
     async fn on_event(&mut self, event: notify::Event) -> Result<(), Closed> {
