@@ -125,10 +125,11 @@ pub struct Watcher {
 }
 
 /// The notify watcher, swapped for a PollWatcher when inotify runs out of
-/// watches while running; `None` once stopped.
+/// watches while running.
 struct Slot {
     backend: Mutex<Option<Backend>>,
     polling: AtomicBool,
+    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -158,6 +159,7 @@ impl Watcher {
         let slot = Arc::new(Slot {
             backend: Mutex::new(None),
             polling: AtomicBool::new(opts.poll.is_some()),
+            stopped: AtomicBool::new(false),
         });
         let on_limit = {
             let (slot, paths, raw_tx) = (Arc::clone(&slot), paths.clone(), raw_tx.clone());
@@ -172,9 +174,13 @@ impl Watcher {
         match setup {
             Ok((backend, polling)) => {
                 if let Ok(mut b) = slot.backend.lock() {
-                    *b = Some(backend);
+                    // Unless inotify already ran out of watches during the
+                    // set-up and the switch installed a PollWatcher.
+                    if b.is_none() {
+                        *b = Some(backend);
+                        slot.polling.store(polling, Ordering::SeqCst);
+                    }
                 }
-                slot.polling.store(polling, Ordering::SeqCst);
                 Ok(Watcher {
                     slot,
                     task,
@@ -210,6 +216,7 @@ impl Drop for Watcher {
         // waiting in blocking_send, so it can see its shutdown message.
         self.task.abort();
         if let Ok(mut b) = self.slot.backend.lock() {
+            self.slot.stopped.store(true, Ordering::SeqCst);
             b.take();
         }
     }
@@ -292,8 +299,8 @@ fn switch_to_polling(slot: Arc<Slot>, roots: Vec<PathBuf>, raw_tx: mpsc::Sender<
         .spawn(move || {
             let poll = poll_backend(&roots, FALLBACK_POLL_INTERVAL, &raw_tx);
             if let Ok(mut b) = slot.backend.lock() {
-                // Still running (not stopped meanwhile): drop inotify.
-                if b.is_some() {
+                // Drops the inotify watcher, unless stopped meanwhile.
+                if !slot.stopped.load(Ordering::SeqCst) {
                     *b = Some(poll);
                     slot.polling.store(true, Ordering::SeqCst);
                 }
