@@ -71,7 +71,6 @@ pub(super) struct Stabilizer {
     rechecks: VecDeque<Recheck>,
     /// Switches to polling when inotify runs out of watches; taken on use.
     on_limit: Option<Box<dyn FnOnce() + Send + Sync>>,
-    switched: bool,
     tx: Sender<WatchEvent>,
 }
 
@@ -89,7 +88,6 @@ impl Stabilizer {
             queue: BTreeSet::new(),
             rechecks: VecDeque::new(),
             on_limit: Some(on_limit),
-            switched: false,
             tx,
         }
     }
@@ -130,24 +128,17 @@ impl Stabilizer {
             let message = format!("watcher: {err}");
             return self.send(WatchEvent::Error { path, message }).await;
         }
-        if self.switched {
-            // The inotify watcher being replaced may say it again.
+        // Taken on first use: the inotify watcher being replaced may report
+        // the limit again.
+        let Some(switch) = self.on_limit.take() else {
             return Ok(());
-        }
-        let message = match self.on_limit.take() {
-            Some(switch) => {
-                switch();
-                self.switched = true;
-                format!(
-                    "inotify watch limit reached: polling every {} s from now on \
-                     (raise fs.inotify.max_user_watches)",
-                    super::FALLBACK_POLL_INTERVAL.as_secs()
-                )
-            }
-            None => "inotify watch limit reached: new folders are not watched \
-                     (raise fs.inotify.max_user_watches or configure polling)"
-                .to_string(),
         };
+        switch();
+        let message = format!(
+            "inotify watch limit reached: polling every {} s from now on \
+             (raise fs.inotify.max_user_watches)",
+            super::FALLBACK_POLL_INTERVAL.as_secs()
+        );
         self.send(WatchEvent::Error { path, message }).await?;
         // Changes between the limit and the first poll have no events.
         self.send(WatchEvent::Rescan).await
