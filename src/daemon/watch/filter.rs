@@ -123,12 +123,10 @@ impl Filter {
         }
     }
 
-    /// For the walk: include test plus the entry's own exclude test.
-    pub(super) fn accepts_entry(&self, path: &Path) -> bool {
+    /// For the walk, once `excluded_entry` has let the entry through.
+    pub(super) fn includes_entry(&self, path: &Path) -> bool {
         match self.locate(path) {
-            Some((root, rel)) if !rel.as_os_str().is_empty() => {
-                included(root, rel) && !excluded_here(root, rel)
-            }
+            Some((root, rel)) if !rel.as_os_str().is_empty() => included(root, rel),
             _ => false,
         }
     }

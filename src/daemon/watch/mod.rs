@@ -25,7 +25,8 @@ mod walk;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher as _};
@@ -117,15 +118,24 @@ pub struct FileSeen {
 
 /// A running watch; stops when dropped.
 pub struct Watcher {
-    backend: Option<Box<dyn notify::Watcher + Send>>,
+    slot: Arc<Slot>,
     task: JoinHandle<()>,
-    polling: bool,
+    #[cfg(test)]
+    raw_tx: mpsc::Sender<Raw>,
+}
+
+/// The notify watcher, swapped for a PollWatcher when inotify runs out of
+/// watches while running.
+struct Slot {
+    backend: Mutex<Option<Backend>>,
+    polling: AtomicBool,
+    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
-            .field("polling", &self.polling)
+            .field("polling", &self.is_polling())
             .finish_non_exhaustive()
     }
 }
@@ -146,17 +156,38 @@ impl Watcher {
         let filter = Arc::new(Filter::new(&roots)?);
         let paths: Vec<PathBuf> = roots.iter().map(|r| absolute(&r.path)).collect();
         let (raw_tx, raw_rx) = mpsc::channel(RAW_CAPACITY);
-        let task = runtime.spawn(Stabilizer::new(filter, opts.stable_for, tx).run(raw_rx));
+        let slot = Arc::new(Slot {
+            backend: Mutex::new(None),
+            polling: AtomicBool::new(opts.poll.is_some()),
+            stopped: AtomicBool::new(false),
+        });
+        let on_limit = {
+            let (slot, paths, raw_tx) = (Arc::clone(&slot), paths.clone(), raw_tx.clone());
+            Box::new(move || switch_to_polling(slot, paths, raw_tx))
+        };
+        let stabilizer = Stabilizer::new(filter, opts.stable_for, tx, on_limit);
+        let task = runtime.spawn(stabilizer.run(raw_rx));
         // notify's PollWatcher reports scan errors on the thread that calls
         // watch(), and blocking_send panics on a runtime thread.
         let setup =
             std::thread::scope(|s| s.spawn(|| build_backend(&paths, opts.poll, &raw_tx)).join());
         match setup {
-            Ok((backend, polling)) => Ok(Watcher {
-                backend: Some(backend),
-                task,
-                polling,
-            }),
+            Ok((backend, polling)) => {
+                if let Ok(mut b) = slot.backend.lock() {
+                    // Unless inotify already ran out of watches during the
+                    // set-up and the switch installed a PollWatcher.
+                    if b.is_none() {
+                        *b = Some(backend);
+                        slot.polling.store(polling, Ordering::SeqCst);
+                    }
+                }
+                Ok(Watcher {
+                    slot,
+                    task,
+                    #[cfg(test)]
+                    raw_tx,
+                })
+            }
             Err(_) => {
                 task.abort();
                 Err("watcher set-up panicked".to_string())
@@ -166,7 +197,13 @@ impl Watcher {
 
     /// Whether the folders are polled rather than watched with inotify.
     pub fn is_polling(&self) -> bool {
-        self.polling
+        self.slot.polling.load(Ordering::SeqCst)
+    }
+
+    /// Feeds the stabilizer as notify would.
+    #[cfg(test)]
+    async fn inject(&self, raw: Raw) {
+        let _ = self.raw_tx.send(raw).await;
     }
 
     /// Stops watching; the same as dropping.
@@ -178,7 +215,10 @@ impl Drop for Watcher {
         // Abort first: dropping the task's receiver releases a notify thread
         // waiting in blocking_send, so it can see its shutdown message.
         self.task.abort();
-        self.backend.take();
+        if let Ok(mut b) = self.slot.backend.lock() {
+            self.slot.stopped.store(true, Ordering::SeqCst);
+            b.take();
+        }
     }
 }
 
@@ -249,6 +289,26 @@ fn poll_backend(roots: &[PathBuf], interval: Duration, raw_tx: &mpsc::Sender<Raw
         }
     }
     Box::new(w)
+}
+
+/// Replaces inotify by polling, on its own thread: building a PollWatcher
+/// walks every root, and its errors go through blocking_send.
+fn switch_to_polling(slot: Arc<Slot>, roots: Vec<PathBuf>, raw_tx: mpsc::Sender<Raw>) {
+    let spawned = std::thread::Builder::new()
+        .name("complyd-watch-fallback".to_string())
+        .spawn(move || {
+            let poll = poll_backend(&roots, FALLBACK_POLL_INTERVAL, &raw_tx);
+            if let Ok(mut b) = slot.backend.lock() {
+                // Drops the inotify watcher, unless stopped meanwhile.
+                if !slot.stopped.load(Ordering::SeqCst) {
+                    *b = Some(poll);
+                    slot.polling.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the switch to polling");
+    }
 }
 
 fn report(raw_tx: &mpsc::Sender<Raw>, path: &Path, message: String) {

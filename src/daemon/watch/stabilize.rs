@@ -6,7 +6,7 @@
 //! else. A changed file waits in `pending` with the size and mtime last seen
 //! and a deadline; one timer sleeps until the earliest deadline.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,17 @@ struct Pending {
     deadline: Instant,
 }
 
+/// What a folder scan found: size and mtime per file, `None` for a path
+/// already reported as an error.
+type Snapshot = HashMap<PathBuf, Option<(u64, i128)>>;
+
+/// A folder that appeared, to be scanned once more (see `scan_folder`).
+struct Recheck {
+    at: Instant,
+    dir: PathBuf,
+    seen: Snapshot,
+}
+
 /// Why a path is being reconciled; decides how much work an event is worth.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cause {
@@ -56,16 +67,27 @@ pub(super) struct Stabilizer {
     pending: HashMap<PathBuf, Pending>,
     /// Deadlines in order; each pending path appears exactly once.
     queue: BTreeSet<(Instant, PathBuf)>,
+    /// In deadline order, as every recheck waits the same `stable_for`.
+    rechecks: VecDeque<Recheck>,
+    /// Switches to polling when inotify runs out of watches; taken on use.
+    on_limit: Option<Box<dyn FnOnce() + Send + Sync>>,
     tx: Sender<WatchEvent>,
 }
 
 impl Stabilizer {
-    pub(super) fn new(filter: Arc<Filter>, stable_for: Duration, tx: Sender<WatchEvent>) -> Self {
+    pub(super) fn new(
+        filter: Arc<Filter>,
+        stable_for: Duration,
+        tx: Sender<WatchEvent>,
+        on_limit: Box<dyn FnOnce() + Send + Sync>,
+    ) -> Self {
         Stabilizer {
             filter,
             stable_for,
             pending: HashMap::new(),
             queue: BTreeSet::new(),
+            rechecks: VecDeque::new(),
+            on_limit: Some(on_limit),
             tx,
         }
     }
@@ -79,7 +101,10 @@ impl Stabilizer {
             // Fire what is due before taking more input, so a steady stream
             // of events for some files cannot starve the others' timers.
             self.fire_due().await?;
-            let next = self.queue.first().map(|(d, _)| *d);
+            let next = match (self.queue.first(), self.rechecks.front()) {
+                (Some((a, _)), Some(r)) => Some((*a).min(r.at)),
+                (a, r) => a.map(|(a, _)| *a).or(r.map(|r| r.at)),
+            };
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 msg = raw.recv() => match msg {
@@ -99,13 +124,24 @@ impl Stabilizer {
 
     async fn on_error(&mut self, err: notify::Error) -> Result<(), Closed> {
         let path = err.paths.first().cloned();
-        let message = match err.kind {
-            notify::ErrorKind::MaxFilesWatch => "inotify watch limit reached: new folders are \
-                 not watched (raise fs.inotify.max_user_watches or configure polling)"
-                .to_string(),
-            _ => format!("watcher: {err}"),
+        if !matches!(err.kind, notify::ErrorKind::MaxFilesWatch) {
+            let message = format!("watcher: {err}");
+            return self.send(WatchEvent::Error { path, message }).await;
+        }
+        // Taken on first use: the inotify watcher being replaced may report
+        // the limit again.
+        let Some(switch) = self.on_limit.take() else {
+            return Ok(());
         };
-        self.send(WatchEvent::Error { path, message }).await
+        switch();
+        let message = format!(
+            "inotify watch limit reached: polling every {} s from now on \
+             (raise fs.inotify.max_user_watches)",
+            super::FALLBACK_POLL_INTERVAL.as_secs()
+        );
+        self.send(WatchEvent::Error { path, message }).await?;
+        // Changes between the limit and the first poll have no events.
+        self.send(WatchEvent::Rescan).await
     }
 
     async fn on_event(&mut self, event: notify::Event) -> Result<(), Closed> {
@@ -152,7 +188,12 @@ impl Stabilizer {
                 // is handled, so files written into it meanwhile are found
                 // here; a folder moved in gets no events for its files at all.
                 if cause == Cause::Appeared && !self.filter.excludes(&path) {
-                    self.scan_folder(&path).await?;
+                    let seen = self.scan_folder(&path, None).await?;
+                    self.rechecks.push_back(Recheck {
+                        at: Instant::now() + self.stable_for,
+                        dir: path,
+                        seen,
+                    });
                 }
                 Ok(())
             }
@@ -173,19 +214,42 @@ impl Stabilizer {
         }
     }
 
-    async fn scan_folder(&mut self, dir: &Path) -> Result<(), Closed> {
+    /// Pends every file of a folder that appeared. notify adds watches
+    /// for a new folder (and the folders already inside it) only after its
+    /// creation event has been handed over, so a file written meanwhile has
+    /// no event and this scan may run too early to see it: the folder is
+    /// scanned a second time after `stable_for`, pending only what is new
+    /// or changed since the first scan.
+    async fn scan_folder(
+        &mut self,
+        dir: &Path,
+        before: Option<Snapshot>,
+    ) -> Result<Snapshot, Closed> {
         let mut found = Vec::new();
         walk_tree(dir, &self.filter, &mut |r| found.push(r));
+        let mut seen = Snapshot::with_capacity(found.len());
         for r in found {
             match r {
-                Ok(seen) => {
-                    let deadline = Instant::now() + self.stable_for;
-                    self.set_pending(seen.path, seen.size, seen.mtime_ns, deadline);
+                Ok(f) => {
+                    let now = Some((f.size, f.mtime_ns));
+                    if before.as_ref().is_none_or(|b| b.get(&f.path) != Some(&now)) {
+                        let deadline = Instant::now() + self.stable_for;
+                        self.set_pending(f.path.clone(), f.size, f.mtime_ns, deadline);
+                    }
+                    seen.insert(f.path, now);
                 }
-                Err(ev) => self.send(ev).await?,
+                Err(ev) => {
+                    if let WatchEvent::Error { path: Some(p), .. } = &ev {
+                        if before.as_ref().is_some_and(|b| b.get(p) == Some(&None)) {
+                            continue;
+                        }
+                        seen.insert(p.clone(), None);
+                    }
+                    self.send(ev).await?;
+                }
             }
         }
-        Ok(())
+        Ok(seen)
     }
 
     async fn closed_after_write(&mut self, path: PathBuf) -> Result<(), Closed> {
@@ -261,6 +325,15 @@ impl Stabilizer {
 
     async fn fire_due(&mut self) -> Result<(), Closed> {
         let now = Instant::now();
+        while self.rechecks.front().is_some_and(|r| r.at <= now) {
+            let Some(r) = self.rechecks.pop_front() else {
+                break;
+            };
+            // Gone or replaced since: its removal has its own event.
+            if std::fs::metadata(&r.dir).is_ok_and(|m| m.is_dir()) {
+                self.scan_folder(&r.dir, Some(r.seen)).await?;
+            }
+        }
         while let Some((deadline, _)) = self.queue.first() {
             if *deadline > now {
                 break;

@@ -257,7 +257,8 @@ async fn overflow_asks_for_a_rescan() {
     let filter = Arc::new(Filter::new(&[WatchRoot::new(dir.path())]).unwrap());
     let (tx, mut rx) = mpsc::channel(8);
     let (raw_tx, raw_rx) = mpsc::channel(8);
-    tokio::spawn(Stabilizer::new(filter, Duration::from_millis(100), tx).run(raw_rx));
+    let stabilizer = Stabilizer::new(filter, Duration::from_millis(100), tx, Box::new(|| {}));
+    tokio::spawn(stabilizer.run(raw_rx));
     let overflow =
         notify::Event::new(notify::EventKind::Other).set_flag(notify::event::Flag::Rescan);
     raw_tx.send(Raw::Notify(Ok(overflow))).await.unwrap();
@@ -268,6 +269,32 @@ async fn overflow_asks_for_a_rescan() {
         matches!(e, WatchEvent::Error { path: Some(_), .. })
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_inotify_watches_switches_to_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = abs(&dir);
+    let (w, mut rx) = start(&root, opts(200));
+    assert!(!w.is_polling());
+    let limit = || Raw::Notify(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
+    w.inject(limit()).await;
+    w.inject(limit()).await;
+    let mut evs = until(&mut rx, LONG, |e| *e == WatchEvent::Rescan).await;
+    let end = Instant::now() + LONG;
+    while !w.is_polling() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(w.is_polling());
+    // inotify is gone: only the poll (every 2 s) can see this file.
+    let path = root.join("after.txt");
+    fs::write(&path, "x").unwrap();
+    evs.extend(until(&mut rx, Duration::from_secs(10), ready(&path)).await);
+    let errors = evs
+        .iter()
+        .filter(|e| matches!(e, WatchEvent::Error { message, .. } if message.contains("polling")))
+        .count();
+    assert_eq!(errors, 1, "{evs:?}");
 }
 
 #[test]

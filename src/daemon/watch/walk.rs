@@ -57,7 +57,7 @@ pub(super) fn walk_tree(
             out(Err(error(start, "watched root is not a folder")));
             continue;
         }
-        if !filter.accepts_entry(entry.path()) {
+        if !filter.includes_entry(entry.path()) {
             continue;
         }
         if !ft.is_file() {
