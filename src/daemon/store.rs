@@ -244,6 +244,11 @@ impl Store {
         &self.path
     }
 
+    /// How long a write waits for another writer's lock (5 s by default).
+    pub fn set_busy_timeout(&self, d: std::time::Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(d).map_err(self.sq())
+    }
+
     fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sqlite {
             path: self.path.clone(),
