@@ -38,7 +38,10 @@ pub struct LogLine {
 pub enum FileOutcome {
     /// Same size and mtime, or same content, as when last checked.
     Unchanged,
-    Checked { findings: usize, new: usize },
+    Checked {
+        findings: usize,
+        new: usize,
+    },
     /// Deleted before it could be read.
     Gone,
 }
@@ -133,7 +136,12 @@ impl Core {
             }
             Err(e) => {
                 let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
-                return self.commit_file(path, &[Finding::not_checked(path.into(), &reason)], None, now);
+                return self.commit_file(
+                    path,
+                    &[Finding::not_checked(path.into(), &reason)],
+                    None,
+                    now,
+                );
             }
         };
         let size = meta.len();
@@ -285,15 +293,16 @@ impl Core {
                 path: l.file.clone(),
                 line: u32::try_from(l.line).unwrap_or(u32::MAX),
             };
-            let parsed = l.text.map_err(|reason| format!("{evidence}: {reason}")).and_then(
-                |text| {
+            let parsed = l
+                .text
+                .map_err(|reason| format!("{evidence}: {reason}"))
+                .and_then(|text| {
                     let text = text.strip_suffix('\r').unwrap_or(&text);
                     if text.trim().is_empty() {
                         return Err(String::new());
                     }
                     parse_line(text, evidence).map_err(|m| m.to_string())
-                },
-            );
+                });
             match parsed {
                 Ok(ev) => {
                     self.window.push(ev);
@@ -381,7 +390,12 @@ impl Core {
             self.apply(&ev, w, &mut effects);
         }
         if !self.store.started() && !w.started {
-            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, horizon));
+            effects.extend(engine::start(
+                &self.rules,
+                &self.env,
+                &mut self.store,
+                horizon,
+            ));
             w.started = true;
         }
         let at = self.clock.map_or(horizon, |c| c.max(horizon));
@@ -398,7 +412,12 @@ impl Core {
 
     fn apply(&mut self, ev: &Event, w: &mut Writes, effects: &mut Vec<Effect>) {
         if !self.store.started() && !w.started {
-            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, ev.ts));
+            effects.extend(engine::start(
+                &self.rules,
+                &self.env,
+                &mut self.store,
+                ev.ts,
+            ));
             w.started = true;
         }
         // An event later than the window is evaluated at the clock's time.
@@ -424,7 +443,14 @@ impl Core {
                     at,
                     ..
                 } => w.late.push(LateMark {
-                    fingerprint: record::violation_fingerprint(&rule, &subject, Some(due), due, "", None),
+                    fingerprint: record::violation_fingerprint(
+                        &rule,
+                        &subject,
+                        Some(due),
+                        due,
+                        "",
+                        None,
+                    ),
                     at: engine::local_time(&self.env.calendar, at),
                     retracted: at <= due,
                 }),
@@ -464,7 +490,6 @@ fn hex(bytes: &[u8]) -> String {
 pub fn changed_since(store: &Store, path: &Path, size: u64, mtime_ns: i64) -> bool {
     !matches!(store.file(path), Ok(Some(k)) if k.size == size && k.mtime_ns == mtime_ns)
 }
-
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

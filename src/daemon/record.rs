@@ -57,7 +57,11 @@ fn digest(parts: &[&str]) -> String {
 
 /// Records for a checked file's findings. The n-th occurrence of the same
 /// matched text for the same rule keeps its identity when lines move.
-pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<String>, at: &str) -> Vec<Record> {
+pub fn from_findings(
+    findings: &[Finding],
+    text_of: &dyn Fn(&Finding) -> Option<String>,
+    at: &str,
+) -> Vec<Record> {
     let mut seen: std::collections::HashMap<(&str, &str, Option<&str>), usize> =
         std::collections::HashMap::new();
     findings
@@ -111,7 +115,14 @@ pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<
 /// The fingerprint of a temporal violation: a deadline is identified by
 /// rule, subject and due instant (so its late discharge finds it again);
 /// anything else by rule, subject, time and evidence.
-pub fn violation_fingerprint(rule: &str, subject: &str, due: Option<jiff::Timestamp>, at: jiff::Timestamp, evidence: &str, matched: Option<&str>) -> String {
+pub fn violation_fingerprint(
+    rule: &str,
+    subject: &str,
+    due: Option<jiff::Timestamp>,
+    at: jiff::Timestamp,
+    evidence: &str,
+    matched: Option<&str>,
+) -> String {
     match due {
         Some(due) => digest(&["deadline", rule, subject, &due.to_string()]),
         None => digest(&[
@@ -129,7 +140,14 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
     let location: Vec<String> = v.evidence.iter().map(ToString::to_string).collect();
     let first = location.first().cloned().unwrap_or_default();
     Record {
-        fingerprint: violation_fingerprint(&v.rule, &v.subject, v.due, v.at, &first, v.matched.as_deref()),
+        fingerprint: violation_fingerprint(
+            &v.rule,
+            &v.subject,
+            v.due,
+            v.at,
+            &first,
+            v.matched.as_deref(),
+        ),
         rule: v.rule.clone(),
         severity: v.severity,
         message: v.message.clone(),
@@ -162,7 +180,12 @@ pub fn excerpt(text: &str, byte_start: usize, byte_end: usize, radius: usize) ->
     };
     let after: String = text[b..].chars().take(radius).collect();
     let clean = |s: &str| s.replace(['\n', '\r'], " ");
-    Some(format!("{}{}{}", clean(&before), clean(&text[a..b]), clean(&after)))
+    Some(format!(
+        "{}{}{}",
+        clean(&before),
+        clean(&text[a..b]),
+        clean(&after)
+    ))
 }
 
 #[cfg(test)]
