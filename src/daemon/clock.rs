@@ -61,7 +61,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: SignedDuration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now = *now + by;
+        *now += by;
         drop(now);
         self.moved.notify_waiters();
     }

@@ -317,7 +317,7 @@ impl Core {
         }
         w.cursor = Some((key.to_string(), cursor, n));
         self.advance(&mut w, now);
-        Ok(self.commit(w, now)?)
+        self.commit(w, now)
     }
 
     /// The clock passed a deadline (or just moved): release held events and
