@@ -289,6 +289,7 @@ impl Core {
         let mut w = Writes::default();
         let n = lines.len() as u64;
         for l in lines {
+            let first = l.line == 1;
             let evidence = Evidence {
                 path: l.file.clone(),
                 line: u32::try_from(l.line).unwrap_or(u32::MAX),
@@ -298,6 +299,12 @@ impl Core {
                 .map_err(|reason| format!("{evidence}: {reason}"))
                 .and_then(|text| {
                     let text = text.strip_suffix('\r').unwrap_or(&text);
+                    // A byte order mark some Windows tools write, as replay.
+                    let text = if first {
+                        text.strip_prefix('\u{feff}').unwrap_or(text)
+                    } else {
+                        text
+                    };
                     if text.trim().is_empty() {
                         return Err(String::new());
                     }

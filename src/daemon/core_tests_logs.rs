@@ -369,7 +369,12 @@ fn bad_lines_are_recorded_and_the_rest_still_counts() {
         text: Err(why.to_string()),
     };
     let lines = vec![
-        line(&log, 1, &received("t1", "2026-03-02T10:00:00+08:00")),
+        // A byte order mark before the first line, as `replay` accepts.
+        line(
+            &log,
+            1,
+            &format!("\u{feff}{}", received("t1", "2026-03-02T10:00:00+08:00")),
+        ),
         bad(2, "line longer than 1048576 bytes"),
         bad(3, "not valid UTF-8"),
         line(&log, 4, "this line is not JSON"),
