@@ -159,7 +159,7 @@ impl Core {
         } else if size > self.limits.max_file_bytes {
             // Not read at all: a 2 GB file costs a stat, not a read.
             let r = format!(
-                "file is {size} bytes, over the {} byte limit",
+                "file is {size} bytes, over the {}-byte limit",
                 self.limits.max_file_bytes
             );
             (

@@ -264,7 +264,10 @@ fn unreadable_inputs_become_not_checked_records_never_panics() {
             new: 1
         }
     );
-    assert!(not_checked(&core, &big)[0].contains("over the 1024 byte limit"));
+    assert_eq!(
+        not_checked(&core, &big),
+        ["file is 6000 bytes, over the 1024-byte limit"]
+    );
 
     let sub = dir.path().join("folder");
     std::fs::create_dir(&sub).unwrap();
@@ -288,6 +291,33 @@ fn unreadable_inputs_become_not_checked_records_never_panics() {
 
     assert_eq!(count(&core, "SELECT COUNT(*) FROM violations"), 3);
     assert_eq!(outbox(&core), (3, 0));
+}
+
+#[test]
+fn a_file_too_big_to_check_stays_one_violation_as_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_file_bytes: 1024,
+        ..Limits::default()
+    };
+    let mut core = open_core(&dir.path().join("c.db"), limits);
+    let big = dir.path().join("big.txt");
+    let now = ts("2026-03-02T02:00:00Z");
+    std::fs::write(&big, "x".repeat(2000)).unwrap();
+    set_mtime(&big, 1_000);
+    core.check_file(&big, now).unwrap();
+    std::fs::write(&big, "x".repeat(3000)).unwrap();
+    set_mtime(&big, 2_000);
+    assert_eq!(
+        core.check_file(&big, now).unwrap(),
+        FileOutcome::Checked {
+            findings: 1,
+            new: 0
+        }
+    );
+    let subject = big.display().to_string();
+    assert_eq!(status_of(&core, "not-checked", &subject), ["open"]);
+    assert_eq!(outbox(&core), (1, 0));
 }
 
 #[test]

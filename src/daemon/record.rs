@@ -72,18 +72,21 @@ pub fn from_findings(
                 .or_default();
             *n += 1;
             let path = f.path.display().to_string();
-            let nth = n.to_string();
+            // Why a file was not checked, without its numbers: a file too
+            // big to check stays one violation as it grows.
+            let nth = if f.rule == crate::finding::NOT_CHECKED {
+                let why = f.detail.as_deref().unwrap_or("");
+                why.chars().filter(|c| !c.is_ascii_digit()).collect()
+            } else {
+                n.to_string()
+            };
             let fingerprint = digest(&[
                 "file",
                 &f.rule,
                 &path,
                 f.field.as_deref().unwrap_or(""),
                 &f.matched,
-                if f.rule == crate::finding::NOT_CHECKED {
-                    f.detail.as_deref().unwrap_or("")
-                } else {
-                    &nth
-                },
+                &nth,
             ]);
             let location = if f.line == 0 {
                 path.clone()
