@@ -71,19 +71,7 @@ impl Core {
         lateness: SignedDuration,
         limits: Limits,
     ) -> Result<Core, StoreError> {
-        let held = store.held_events()?;
-        let mut window = ReorderWindow::starting_at(1);
-        let mut persisted = HashSet::new();
-        for (id, file, line, json) in held {
-            let evidence = Evidence {
-                path: Arc::from(file.as_path()),
-                line,
-            };
-            if let Ok(ev) = parse_line(&json, evidence) {
-                window.push_with_id(id, ev);
-                persisted.insert(id);
-            }
-        }
+        let (window, persisted) = load_window(&store)?;
         Ok(Core {
             rules,
             env,
@@ -368,19 +356,7 @@ impl Core {
     }
 
     fn restore_window(&mut self) -> Result<(), StoreError> {
-        let mut window = ReorderWindow::starting_at(1);
-        self.persisted.clear();
-        for (id, file, line, json) in self.store.held_events()? {
-            let evidence = Evidence {
-                path: Arc::from(file.as_path()),
-                line,
-            };
-            if let Ok(ev) = parse_line(&json, evidence) {
-                window.push_with_id(id, ev);
-                self.persisted.insert(id);
-            }
-        }
-        self.window = window;
+        (self.window, self.persisted) = load_window(&self.store)?;
         self.clock = None;
         Ok(())
     }
@@ -469,6 +445,27 @@ impl Core {
     pub fn held(&self) -> usize {
         self.window.len()
     }
+}
+
+/// The reorder window as the database holds it, and the ids it holds. New
+/// ids start past every stored row, even one that no longer parses (it
+/// stays in the table; reusing its id would fail every later commit).
+fn load_window(store: &Store) -> Result<(ReorderWindow, HashSet<u64>), StoreError> {
+    let held = store.held_events()?;
+    let first = held.iter().map(|h| h.0 + 1).max().unwrap_or(1);
+    let mut window = ReorderWindow::starting_at(first);
+    let mut persisted = HashSet::new();
+    for (id, file, line, json) in held {
+        let evidence = Evidence {
+            path: Arc::from(file.as_path()),
+            line,
+        };
+        if let Ok(ev) = parse_line(&json, evidence) {
+            window.push_with_id(id, ev);
+            persisted.insert(id);
+        }
+    }
+    Ok((window, persisted))
 }
 
 /// Modification time in nanoseconds since the epoch.

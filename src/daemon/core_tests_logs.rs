@@ -443,3 +443,26 @@ fn lines_from_two_logs_interleave_through_the_window() {
     assert!(status_of(&core, "reply-general-1h", "t1").is_empty());
     assert_eq!(count(&core, "SELECT COUNT(*) FROM sources"), 2);
 }
+
+#[test]
+fn a_held_row_that_no_longer_parses_does_not_block_new_ones() {
+    // Say an upgrade made an event type unknown: the row is skipped, and
+    // its id must not be handed out again.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    drop(open_core(&db, Limits::default()));
+    Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO held_events (id, file, line, ts, event) VALUES (1, 'old.jsonl', 1, 0, ?1)",
+            [r#"{"ts":"2026-03-02T10:00:00+08:00","type":"retired.kind"}"#],
+        )
+        .unwrap();
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 0);
+    let msg = line(&log, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
+    let now = ts("2026-03-02T10:30:10+08:00");
+    core.log_lines(KEY, vec![msg], cursor(1), now).unwrap();
+    assert_eq!(core.held(), 1);
+}
