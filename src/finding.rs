@@ -9,7 +9,9 @@ use serde::Serialize;
 /// `critical` = 禁用 (must not be published), `high` and `medium` = 敏感
 /// (needs review before publishing), `low` = 提示 (for information; e.g.
 /// routed to customer service).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,

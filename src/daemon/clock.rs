@@ -36,7 +36,9 @@ impl Clock for SystemClock {
 
     fn sleep_until(&self, t: Timestamp) -> Sleep<'_> {
         let wait = t.duration_since(Timestamp::now());
-        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO).min(MAX_SLEEP);
+        let wait = Duration::try_from(wait)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_SLEEP);
         Box::pin(tokio::time::sleep(wait))
     }
 }

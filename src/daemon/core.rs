@@ -35,7 +35,10 @@ pub use super::tail::TailLine as LogLine;
 pub enum FileOutcome {
     /// Same size and mtime, or same content, as when last checked.
     Unchanged,
-    Checked { findings: usize, new: usize },
+    Checked {
+        findings: usize,
+        new: usize,
+    },
     /// Deleted before it could be read.
     Gone,
 }
@@ -65,19 +68,7 @@ impl Core {
         lateness: SignedDuration,
         limits: Limits,
     ) -> Result<Core, StoreError> {
-        let held = store.held_events()?;
-        let mut window = ReorderWindow::starting_at(1);
-        let mut persisted = HashSet::new();
-        for (id, file, line, json) in held {
-            let evidence = Evidence {
-                path: Arc::from(file.as_path()),
-                line,
-            };
-            if let Ok(ev) = parse_line(&json, evidence) {
-                window.push_with_id(id, ev);
-                persisted.insert(id);
-            }
-        }
+        let (window, persisted) = load_window(&store)?;
         Ok(Core {
             rules,
             env,
@@ -130,7 +121,12 @@ impl Core {
             }
             Err(e) => {
                 let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
-                return self.commit_file(path, &[Finding::not_checked(path.into(), &reason)], None, now);
+                return self.commit_file(
+                    path,
+                    &[Finding::not_checked(path.into(), &reason)],
+                    None,
+                    now,
+                );
             }
         };
         let size = meta.len();
@@ -148,7 +144,7 @@ impl Core {
         } else if size > self.limits.max_file_bytes {
             // Not read at all: a 2 GB file costs a stat, not a read.
             let r = format!(
-                "file is {size} bytes, over the {} byte limit",
+                "file is {size} bytes, over the {}-byte limit",
                 self.limits.max_file_bytes
             );
             (
@@ -278,19 +274,28 @@ impl Core {
         let mut w = Writes::default();
         let n = lines.len() as u64;
         for l in lines {
+            let first = l.line == 1;
             let evidence = Evidence {
                 path: l.file.clone(),
                 line: u32::try_from(l.line).unwrap_or(u32::MAX),
             };
-            let parsed = l.text.as_ref().map_err(|reason| format!("{evidence}: {reason}")).and_then(
-                |text| {
+            let parsed = l
+                .text
+                .as_ref()
+                .map_err(|reason| format!("{evidence}: {reason}"))
+                .and_then(|text| {
                     let text = text.strip_suffix('\r').unwrap_or(text);
+                    // A byte order mark some Windows tools write, as replay.
+                    let text = if first {
+                        text.strip_prefix('\u{feff}').unwrap_or(text)
+                    } else {
+                        text
+                    };
                     if text.trim().is_empty() {
                         return Err(String::new());
                     }
                     parse_line(text, evidence).map_err(|m| m.to_string())
-                },
-            );
+                });
             match parsed {
                 Ok(ev) => {
                     self.window.push(ev);
@@ -349,19 +354,7 @@ impl Core {
     }
 
     fn restore_window(&mut self) -> Result<(), StoreError> {
-        let mut window = ReorderWindow::starting_at(1);
-        self.persisted.clear();
-        for (id, file, line, json) in self.store.held_events()? {
-            let evidence = Evidence {
-                path: Arc::from(file.as_path()),
-                line,
-            };
-            if let Ok(ev) = parse_line(&json, evidence) {
-                window.push_with_id(id, ev);
-                self.persisted.insert(id);
-            }
-        }
-        self.window = window;
+        (self.window, self.persisted) = load_window(&self.store)?;
         self.clock = None;
         Ok(())
     }
@@ -378,7 +371,12 @@ impl Core {
             self.apply(&ev, w, &mut effects);
         }
         if !self.store.started() && !w.started {
-            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, horizon));
+            effects.extend(engine::start(
+                &self.rules,
+                &self.env,
+                &mut self.store,
+                horizon,
+            ));
             w.started = true;
         }
         let at = self.clock.map_or(horizon, |c| c.max(horizon));
@@ -395,7 +393,12 @@ impl Core {
 
     fn apply(&mut self, ev: &Event, w: &mut Writes, effects: &mut Vec<Effect>) {
         if !self.store.started() && !w.started {
-            effects.extend(engine::start(&self.rules, &self.env, &mut self.store, ev.ts));
+            effects.extend(engine::start(
+                &self.rules,
+                &self.env,
+                &mut self.store,
+                ev.ts,
+            ));
             w.started = true;
         }
         // An event later than the window is evaluated at the clock's time.
@@ -421,7 +424,14 @@ impl Core {
                     at,
                     ..
                 } => w.late.push(LateMark {
-                    fingerprint: record::violation_fingerprint(&rule, &subject, Some(due), due, "", None),
+                    fingerprint: record::violation_fingerprint(
+                        &rule,
+                        &subject,
+                        Some(due),
+                        due,
+                        "",
+                        None,
+                    ),
                     at: engine::local_time(&self.env.calendar, at),
                     retracted: at <= due,
                 }),
@@ -478,6 +488,27 @@ impl Core {
     }
 }
 
+/// The reorder window as the database holds it, and the ids it holds. New
+/// ids start past every stored row, even one that no longer parses (it
+/// stays in the table; reusing its id would fail every later commit).
+fn load_window(store: &Store) -> Result<(ReorderWindow, HashSet<u64>), StoreError> {
+    let held = store.held_events()?;
+    let first = held.iter().map(|h| h.0 + 1).max().unwrap_or(1);
+    let mut window = ReorderWindow::starting_at(first);
+    let mut persisted = HashSet::new();
+    for (id, file, line, json) in held {
+        let evidence = Evidence {
+            path: Arc::from(file.as_path()),
+            line,
+        };
+        if let Ok(ev) = parse_line(&json, evidence) {
+            window.push_with_id(id, ev);
+            persisted.insert(id);
+        }
+    }
+    Ok((window, persisted))
+}
+
 /// Modification time in nanoseconds since the epoch.
 pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
@@ -504,7 +535,6 @@ fn hex(bytes: &[u8]) -> String {
 pub fn changed_since(store: &Store, path: &Path, size: u64, mtime_ns: i64) -> bool {
     !matches!(store.file(path), Ok(Some(k)) if k.size == size && k.mtime_ns == mtime_ns)
 }
-
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

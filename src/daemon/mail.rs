@@ -62,12 +62,19 @@ fn subject(item: &OutboxItem) -> String {
         "【合规告警】"
     };
     let subject = short(&r.subject, 40);
-    format!("{head}{} · {} · {subject}", r.severity.tier(), short(&r.message, 30))
+    format!(
+        "{head}{} · {} · {subject}",
+        r.severity.tier(),
+        short(&r.message, 30)
+    )
 }
 
 fn short(s: &str, n: usize) -> String {
     // Header text on one line: a CR or LF in content must not start a header.
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if s.chars().count() <= n {
         s
     } else {
@@ -81,7 +88,10 @@ fn lines(item: &OutboxItem) -> Vec<(&'static str, String)> {
     let r = &item.record;
     let mut v = vec![
         ("规则", r.rule.clone()),
-        ("级别", format!("{}（{}）", r.severity.tier(), r.severity.as_str())),
+        (
+            "级别",
+            format!("{}（{}）", r.severity.tier(), r.severity.as_str()),
+        ),
         ("说明", r.message.clone()),
     ];
     if !r.clause.is_empty() {
@@ -152,7 +162,10 @@ fn html(item: &OutboxItem) -> String {
             escape(k)
         ));
     }
-    s.push_str(&format!("</table><p style=\"color:#666\">{}</p></body></html>", escape(ACK_HINT)));
+    s.push_str(&format!(
+        "</table><p style=\"color:#666\">{}</p></body></html>",
+        escape(ACK_HINT)
+    ));
     s
 }
 
@@ -189,7 +202,11 @@ pub fn escape(s: &str) -> String {
 /// a repeated delivery replaces the same file.
 pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<PathBuf, SendError> {
     let fail = |e: std::io::Error| SendError {
-        reason: format!("{}: {}", dir.display(), crate::rules::compile::io_reason(&e)),
+        reason: format!(
+            "{}: {}",
+            dir.display(),
+            crate::rules::compile::io_reason(&e)
+        ),
         permanent: false,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
@@ -243,7 +260,10 @@ mod tests {
         let raw = String::from_utf8(msg.formatted()).unwrap();
         assert!(!raw.contains("<script>"), "{raw}");
         assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
-        assert!(raw.contains("Message-ID: <0123abcd.violation@complyd>"), "{raw}");
+        assert!(
+            raw.contains("Message-ID: <0123abcd.violation@complyd>"),
+            "{raw}"
+        );
         let h = html(&item("violation"));
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;可以<mark>根治</mark>高血压"));
     }
@@ -256,7 +276,9 @@ mod tests {
             to: vec!["sup@example.com".into()],
         };
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
-        assert!(raw.contains("In-Reply-To: <0123abcd.violation@complyd>"), "{raw}");
+        assert!(
+            raw.contains("In-Reply-To: <0123abcd.violation@complyd>"),
+            "{raw}"
+        );
     }
 }
-

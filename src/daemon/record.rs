@@ -57,7 +57,11 @@ fn digest(parts: &[&str]) -> String {
 
 /// Records for a checked file's findings. The n-th occurrence of the same
 /// matched text for the same rule keeps its identity when lines move.
-pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<String>, at: &str) -> Vec<Record> {
+pub fn from_findings(
+    findings: &[Finding],
+    text_of: &dyn Fn(&Finding) -> Option<String>,
+    at: &str,
+) -> Vec<Record> {
     let mut seen: std::collections::HashMap<(&str, &str, Option<&str>), usize> =
         std::collections::HashMap::new();
     findings
@@ -68,18 +72,21 @@ pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<
                 .or_default();
             *n += 1;
             let path = f.path.display().to_string();
-            let nth = n.to_string();
+            // Why a file was not checked, without its numbers: a file too
+            // big to check stays one violation as it grows.
+            let nth = if f.rule == crate::finding::NOT_CHECKED {
+                let why = f.detail.as_deref().unwrap_or("");
+                why.chars().filter(|c| !c.is_ascii_digit()).collect()
+            } else {
+                n.to_string()
+            };
             let fingerprint = digest(&[
                 "file",
                 &f.rule,
                 &path,
                 f.field.as_deref().unwrap_or(""),
                 &f.matched,
-                if f.rule == crate::finding::NOT_CHECKED {
-                    f.detail.as_deref().unwrap_or("")
-                } else {
-                    &nth
-                },
+                &nth,
             ]);
             let location = if f.line == 0 {
                 path.clone()
@@ -111,7 +118,14 @@ pub fn from_findings(findings: &[Finding], text_of: &dyn Fn(&Finding) -> Option<
 /// The fingerprint of a temporal violation: a deadline is identified by
 /// rule, subject and due instant (so its late discharge finds it again);
 /// anything else by rule, subject, time and evidence.
-pub fn violation_fingerprint(rule: &str, subject: &str, due: Option<jiff::Timestamp>, at: jiff::Timestamp, evidence: &str, matched: Option<&str>) -> String {
+pub fn violation_fingerprint(
+    rule: &str,
+    subject: &str,
+    due: Option<jiff::Timestamp>,
+    at: jiff::Timestamp,
+    evidence: &str,
+    matched: Option<&str>,
+) -> String {
     match due {
         Some(due) => digest(&["deadline", rule, subject, &due.to_string()]),
         None => digest(&[
@@ -129,7 +143,14 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
     let location: Vec<String> = v.evidence.iter().map(ToString::to_string).collect();
     let first = location.first().cloned().unwrap_or_default();
     Record {
-        fingerprint: violation_fingerprint(&v.rule, &v.subject, v.due, v.at, &first, v.matched.as_deref()),
+        fingerprint: violation_fingerprint(
+            &v.rule,
+            &v.subject,
+            v.due,
+            v.at,
+            &first,
+            v.matched.as_deref(),
+        ),
         rule: v.rule.clone(),
         severity: v.severity,
         message: v.message.clone(),
@@ -162,7 +183,12 @@ pub fn excerpt(text: &str, byte_start: usize, byte_end: usize, radius: usize) ->
     };
     let after: String = text[b..].chars().take(radius).collect();
     let clean = |s: &str| s.replace(['\n', '\r'], " ");
-    Some(format!("{}{}{}", clean(&before), clean(&text[a..b]), clean(&after)))
+    Some(format!(
+        "{}{}{}",
+        clean(&before),
+        clean(&text[a..b]),
+        clean(&after)
+    ))
 }
 
 #[cfg(test)]

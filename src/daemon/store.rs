@@ -68,7 +68,9 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: the database was written by a newer complyd (schema {found}, this one knows {known})")]
+    #[error(
+        "{path}: the database was written by a newer complyd (schema {found}, this one knows {known})"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -212,7 +214,8 @@ impl Store {
         // sync is durable across a process crash (SIGKILL), which is the
         // failure the tests exercise; a power cut may lose the last commits
         // but never corrupts.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sq)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
@@ -242,6 +245,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How long a write waits for another writer's lock (5 s by default).
+    pub fn set_busy_timeout(&self, d: std::time::Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(d).map_err(self.sq())
     }
 
     fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -566,9 +574,7 @@ impl Store {
     /// The file as last checked.
     pub fn file(&self, path: &Path) -> Result<Option<FileRow>, StoreError> {
         self.conn
-            .prepare_cached(
-                "SELECT size, mtime_ns, sha256, findings FROM files WHERE path = ?1",
-            )
+            .prepare_cached("SELECT size, mtime_ns, sha256, findings FROM files WHERE path = ?1")
             .and_then(|mut st| {
                 st.query_row([path.display().to_string()], |r| {
                     Ok(FileRow {

@@ -1,0 +1,468 @@
+//! Log lines through the core: the reorder window, deadlines at due +
+//! lateness, late and retracted discharges, parity with `replay`, restarts
+//! and failed commits.
+
+use super::*;
+
+const KEY: &str = "activity";
+
+fn line(file: &Path, n: u64, text: &str) -> LogLine {
+    LogLine {
+        file: Arc::from(file),
+        line: n,
+        text: Ok(text.to_string()),
+    }
+}
+
+fn cursor(n: u64) -> String {
+    format!("{{\"line\":{n}}}")
+}
+
+/// Drives a core the way the daemon does: before each input, ticks at every
+/// deadline that falls due. Optionally restarts the core, or makes one input
+/// fail once under a held write lock, before the `n`-th input.
+struct Run {
+    core: Core,
+    db: PathBuf,
+    step: usize,
+    restart_at: Option<usize>,
+    fail_at: Option<usize>,
+    /// Whether the input at `fail_at` did fail under the lock.
+    failed: bool,
+}
+
+impl Run {
+    fn new(db: &Path) -> Run {
+        Run {
+            core: open_core(db, Limits::default()),
+            db: db.to_path_buf(),
+            step: 0,
+            restart_at: None,
+            fail_at: None,
+            failed: false,
+        }
+    }
+
+    fn input(&mut self, f: &dyn Fn(&mut Core) -> Result<usize, StoreError>) -> usize {
+        self.step += 1;
+        if self.restart_at == Some(self.step) {
+            let held = self.core.held();
+            assert_eq!(
+                count(&self.core, "SELECT COUNT(*) FROM held_events"),
+                held as i64
+            );
+            self.core = open_core(&self.db, Limits::default());
+            assert_eq!(self.core.held(), held, "held events restored");
+            assert_memory_matches_disk(&self.core);
+        }
+        if self.fail_at == Some(self.step) {
+            self.core
+                .store()
+                .set_busy_timeout(Duration::from_millis(1))
+                .unwrap();
+            let before = (violations(&self.core), outbox(&self.core));
+            let lock = lock(&self.db);
+            let failed = f(&mut self.core);
+            drop(lock);
+            self.core
+                .store()
+                .set_busy_timeout(Duration::from_secs(5))
+                .unwrap();
+            if let Ok(n) = failed {
+                // Nothing to write: a read-only transaction does not need the lock.
+                return n;
+            }
+            self.failed = true;
+            assert_eq!((violations(&self.core), outbox(&self.core)), before);
+            assert_memory_matches_disk(&self.core);
+        }
+        f(&mut self.core).unwrap()
+    }
+
+    fn run_until(&mut self, t: Timestamp) -> usize {
+        let mut n = 0;
+        for _ in 0..10_000 {
+            match self.core.next_deadline() {
+                Some(d) if d <= t => n += self.input(&|c: &mut Core| c.tick(d)),
+                _ => return n,
+            }
+        }
+        panic!("next_deadline does not move past {t}");
+    }
+
+    fn feed(&mut self, l: LogLine, now: Timestamp) -> usize {
+        self.run_until(now);
+        let n = l.line;
+        self.input(&|c: &mut Core| c.log_lines(KEY, &vec![l.clone()], &cursor(n), now))
+    }
+}
+
+/// The sample activity log, each line delivered a minute after its stamp
+/// (and never before the previous one).
+fn sample() -> (PathBuf, Vec<(LogLine, Timestamp)>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/logs/activity.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut now = ts("2026-03-02T00:00:00Z");
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, t)| {
+            if let Ok(ev) = parse_line(
+                t,
+                Evidence {
+                    path: Arc::from(path.as_path()),
+                    line: 1,
+                },
+            ) {
+                now = now.max(ev.ts + SignedDuration::from_mins(1));
+            }
+            (line(&path, i as u64 + 1, t), now)
+        })
+        .collect();
+    (path, lines)
+}
+
+const END: &str = "2026-03-16T18:00:00+08:00";
+
+/// Everything a run leaves in the database that must not depend on how
+/// the run was interrupted.
+type Outcome = (
+    Vec<Row>,
+    (i64, i64),
+    Vec<(String, String, String)>,
+    i64,
+    (String, i64),
+);
+
+fn outcome(core: &Core) -> Outcome {
+    let mut v = violations(core);
+    v.sort();
+    let conn = core.store().conn();
+    let mut st = conn
+        .prepare("SELECT rule, key, data FROM obligations ORDER BY rule, key")
+        .unwrap();
+    let obligations = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let source = conn
+        .query_row(
+            "SELECT cursor, lines FROM sources WHERE key = ?1",
+            [KEY],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    (
+        v,
+        outbox(core),
+        obligations,
+        count(core, "SELECT COUNT(*) FROM held_events"),
+        source,
+    )
+}
+
+fn run_sample(restart_at: Option<usize>, fail_at: Option<usize>) -> (Outcome, usize, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Run::new(&dir.path().join("c.db"));
+    run.restart_at = restart_at;
+    run.fail_at = fail_at;
+    let (_, lines) = sample();
+    for (l, now) in lines {
+        run.feed(l, now);
+    }
+    run.run_until(ts(END));
+    run.input(&|c: &mut Core| c.tick(ts(END)));
+    let (steps, failed) = (run.step, run.failed);
+    let out = outcome(&run.core);
+    let fps: BTreeSet<&String> = out.0.iter().map(|v| &v.3).collect();
+    assert_eq!(fps.len(), out.0.len(), "fingerprints unique");
+    (out, steps, failed)
+}
+
+/// (rule, subject, late?) of what replay reports, and of the daemon's
+/// violations that stand.
+fn replay_view(log: &Path, now: Timestamp) -> Vec<(String, String, bool)> {
+    let mut got = Vec::new();
+    crate::replay::replay(
+        &rules(),
+        &env(),
+        &[log.to_path_buf()],
+        now,
+        LATENESS,
+        &mut |r| {
+            got.push((r.rule, r.subject, r.late.is_some()));
+        },
+    );
+    got.sort();
+    got
+}
+
+fn daemon_view(core: &Core) -> Vec<(String, String, bool)> {
+    let mut got: Vec<_> = violations(core)
+        .into_iter()
+        .filter(|v| v.2 != "retracted")
+        .map(|v| (v.0, v.1, v.2 == "late"))
+        .collect();
+    got.sort();
+    got
+}
+
+const RECEIVED: &str = r#""type":"message.received","account":"ks-service","channel":"comment","complexity":"general","text":"这个怎么吃？""#;
+
+fn received(thread: &str, at: &str) -> String {
+    format!(r#"{{"ts":"{at}",{RECEIVED},"thread":"{thread}"}}"#)
+}
+
+fn replied(thread: &str, at: &str) -> String {
+    format!(
+        r#"{{"ts":"{at}","type":"message.replied","thread":"{thread}","by":"li.na","text":"您好，饭后服用。"}}"#
+    )
+}
+
+#[test]
+fn deadlines_fire_at_due_plus_lateness_and_late_replies_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("activity.jsonl");
+    let mut run = Run::new(&dir.path().join("c.db"));
+    let t = |hm: &str| ts(&format!("2026-03-02T{hm}+08:00"));
+    // (text, delivered): t1 is answered in time but logged after its
+    // deadline fired; t2 late, logged within the window; t3 late.
+    let script = [
+        (received("t1", "2026-03-02T10:30:00+08:00"), t("10:30:10")),
+        (received("t2", "2026-03-02T10:40:00+08:00"), t("10:40:10")),
+        (received("t3", "2026-03-02T10:50:00+08:00"), t("10:50:10")),
+        (replied("t2", "2026-03-02T11:42:00+08:00"), t("11:42:00")),
+        (replied("t1", "2026-03-02T11:29:00+08:00"), t("11:50:00")),
+        (replied("t3", "2026-03-02T12:10:00+08:00"), t("12:10:00")),
+    ];
+    let text: String = script.iter().map(|(l, _)| format!("{l}\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    let lines: Vec<LogLine> = script
+        .iter()
+        .enumerate()
+        .map(|(i, (l, _))| line(&log, i as u64 + 1, l))
+        .collect();
+
+    // Held in the window until its stamp + lateness.
+    assert_eq!(run.feed(lines[0].clone(), script[0].1), 0);
+    assert_eq!(run.core.held(), 1);
+    assert_eq!(run.core.next_deadline(), Some(t("10:35:00")));
+    run.feed(lines[1].clone(), script[1].1);
+    run.feed(lines[2].clone(), script[2].1);
+    run.run_until(t("11:00:00"));
+    assert_eq!(run.core.held(), 0);
+    assert_eq!(count(&run.core, "SELECT COUNT(*) FROM held_events"), 0);
+
+    // t1 is due at 11:30: it fires strictly after due + lateness.
+    let fire = t("11:35:00") + SignedDuration::from_millis(1);
+    assert_eq!(run.core.next_deadline(), Some(fire));
+    assert_eq!(run.core.tick(t("11:35:00")).unwrap(), 0);
+    assert_eq!(count(&run.core, "SELECT COUNT(*) FROM violations"), 0);
+    assert_eq!(run.core.tick(fire).unwrap(), 1);
+    assert_eq!(status_of(&run.core, "reply-general-1h", "t1"), ["open"]);
+    assert_eq!(outbox(&run.core), (1, 0));
+    assert_eq!(run.core.tick(fire).unwrap(), 0);
+
+    // t2's reply (11:42, due 11:40) arrives before its deadline fires.
+    run.feed(lines[3].clone(), script[3].1);
+    run.run_until(t("11:47:00"));
+    assert_eq!(status_of(&run.core, "reply-general-1h", "t2"), ["late"]);
+
+    // t1's reply was stamped 11:29, before its due instant: retracted.
+    run.feed(lines[4].clone(), script[4].1);
+    assert_eq!(
+        status_of(&run.core, "reply-general-1h", "t1"),
+        ["retracted"]
+    );
+    assert_eq!(outbox(&run.core), (2, 1));
+
+    run.feed(lines[5].clone(), script[5].1);
+    let end = t("18:00:00");
+    run.run_until(end);
+    run.core.tick(end).unwrap();
+    assert_eq!(status_of(&run.core, "reply-general-1h", "t3"), ["late"]);
+    assert_eq!(outbox(&run.core), (3, 1));
+    assert_eq!(daemon_view(&run.core), replay_view(&log, end));
+}
+
+#[test]
+fn the_sample_log_gives_what_replay_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Run::new(&dir.path().join("c.db"));
+    let (path, lines) = sample();
+    for (l, now) in lines {
+        run.feed(l, now);
+    }
+    run.run_until(ts(END));
+    run.core.tick(ts(END)).unwrap();
+    let got = daemon_view(&run.core);
+    assert_eq!(got, replay_view(&path, ts(END)));
+    assert!(got.contains(&("reply-general-1h".into(), "c-1001".into(), true)));
+    assert_eq!(
+        count(&run.core, "SELECT COUNT(*) FROM violations"),
+        outbox(&run.core).0
+    );
+}
+
+#[test]
+fn a_restart_at_any_point_loses_and_repeats_nothing() {
+    let (whole, steps, _) = run_sample(None, None);
+    assert!(!whole.0.is_empty());
+    for k in 1..=steps {
+        let (got, _, _) = run_sample(Some(k), None);
+        assert_eq!(got, whole, "restarted before input {k}");
+    }
+}
+
+#[test]
+fn a_failed_commit_at_any_point_is_retried_to_the_same_result() {
+    let (whole, steps, _) = run_sample(None, None);
+    let mut failed = 0;
+    for k in 1..=steps {
+        let (got, _, did_fail) = run_sample(None, Some(k));
+        assert_eq!(got, whole, "input {k} failed once");
+        failed += usize::from(did_fail);
+    }
+    // Every input writes at least its cursor or a fired deadline.
+    assert_eq!(failed, steps);
+}
+
+#[test]
+fn a_tick_that_fails_to_commit_fires_its_deadline_once_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    let mut core = open_core(&db, Limits::default());
+    core.store()
+        .set_busy_timeout(Duration::from_millis(1))
+        .unwrap();
+    let now = ts("2026-03-02T10:30:10+08:00");
+    let msg = line(&log, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
+    core.log_lines(KEY, &vec![msg], &cursor(1), now).unwrap();
+    core.tick(ts("2026-03-02T10:40:00+08:00")).unwrap();
+    let fire = core.next_deadline().unwrap();
+    let open = core.store().obligation_count();
+
+    let held = lock(&db);
+    assert!(core.tick(fire).is_err());
+    assert_memory_matches_disk(&core);
+    assert_eq!(core.store().obligation_count(), open);
+    assert_eq!(core.next_deadline(), Some(fire));
+    drop(held);
+
+    assert_eq!(core.tick(fire).unwrap(), 1);
+    assert_eq!(core.tick(fire).unwrap(), 0);
+    assert_eq!(outbox(&core), (1, 0));
+    assert_memory_matches_disk(&core);
+}
+
+#[test]
+fn bad_lines_are_recorded_and_the_rest_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.jsonl");
+    let mut core = open_core(&dir.path().join("c.db"), Limits::default());
+    let published = r#"{"ts":"2026-03-02T10:15:00+08:00","type":"content.published","content":"p1","account":"ks-main","by":"zhao.min","sha256":"9f","hashtags":["养生"],"text":"本品可根治失眠"}"#;
+    let bad = |n: u64, why: &str| LogLine {
+        file: Arc::from(log.as_path()),
+        line: n,
+        text: Err(why.to_string()),
+    };
+    let lines = vec![
+        // A byte order mark before the first line, as `replay` accepts.
+        line(
+            &log,
+            1,
+            &format!("\u{feff}{}", received("t1", "2026-03-02T10:00:00+08:00")),
+        ),
+        bad(2, "line longer than 1048576 bytes"),
+        bad(3, "not valid UTF-8"),
+        line(&log, 4, "this line is not JSON"),
+        line(&log, 5, "   \r"),
+        line(&log, 6, published),
+    ];
+    let now = ts("2026-03-02T10:20:00+08:00");
+    core.log_lines(KEY, &lines, &cursor(6), now).unwrap();
+    let mut st = core
+        .store()
+        .conn()
+        .prepare("SELECT source, message FROM errors ORDER BY id")
+        .unwrap();
+    let errors: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(st);
+    let shown = log.display();
+    let messages: Vec<&str> = errors.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(errors.iter().all(|e| e.0 == KEY));
+    assert_eq!(
+        messages[0],
+        format!("{shown}:2: line longer than 1048576 bytes")
+    );
+    assert_eq!(messages[1], format!("{shown}:3: not valid UTF-8"));
+    assert!(messages[2].starts_with(&format!("{shown}:4: malformed event")));
+    assert_eq!(core.malformed, 3);
+    let source: (String, i64) = core
+        .store()
+        .conn()
+        .query_row(
+            "SELECT cursor, lines FROM sources WHERE key = ?1",
+            [KEY],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(source, (cursor(6), 6));
+    // The good lines count: the message opened its deadline, the
+    // publication's claim is a violation once the window lets it go.
+    core.tick(ts("2026-03-02T10:21:00+08:00")).unwrap();
+    assert!(core.store().has_obligation("reply-general-1h", "t1"));
+    assert_eq!(status_of(&core, "disease-treatment", "p1"), ["open"]);
+}
+
+#[test]
+fn lines_from_two_logs_interleave_through_the_window() {
+    // A reply written to another log up to the lateness after a later
+    // event still discharges in time.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let mut core = open_core(&dir.path().join("c.db"), Limits::default());
+    let t = |hm: &str| ts(&format!("2026-03-02T{hm}+08:00"));
+    let msg = line(&a, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
+    core.log_lines("a", &vec![msg], &cursor(1), t("10:30:00"))
+        .unwrap();
+    let other = line(&a, 2, &received("t9", "2026-03-02T11:31:00+08:00"));
+    core.log_lines("a", &vec![other], &cursor(2), t("11:31:00"))
+        .unwrap();
+    let reply = line(&b, 1, &replied("t1", "2026-03-02T11:30:00+08:00"));
+    core.log_lines("b", &vec![reply], &cursor(1), t("11:34:00"))
+        .unwrap();
+    core.tick(t("12:00:00")).unwrap();
+    assert!(status_of(&core, "reply-general-1h", "t1").is_empty());
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM sources"), 2);
+}
+
+#[test]
+fn a_held_row_that_no_longer_parses_does_not_block_new_ones() {
+    // Say an upgrade made an event type unknown: the row is skipped, and
+    // its id must not be handed out again.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    drop(open_core(&db, Limits::default()));
+    Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO held_events (id, file, line, ts, event) VALUES (1, 'old.jsonl', 1, 0, ?1)",
+            [r#"{"ts":"2026-03-02T10:00:00+08:00","type":"retired.kind"}"#],
+        )
+        .unwrap();
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 0);
+    let msg = line(&log, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
+    let now = ts("2026-03-02T10:30:10+08:00");
+    core.log_lines(KEY, &vec![msg], &cursor(1), now).unwrap();
+    assert_eq!(core.held(), 1);
+}
