@@ -306,9 +306,44 @@ mod tests {
         assert_eq!(cfg.calendar.working_hours().intervals().len(), 2);
 
         let bad = dir.path().join("bad.yaml");
-        std::fs::write(&bad, "calendar:\n  time_zone: Mars/Olympus\nmail: {}\n").unwrap();
+        std::fs::write(&bad, "calendar:\n  time_zone: Mars/Olympus\nmial: {}\n").unwrap();
         let err = load(&bad).unwrap_err();
         assert_eq!(err.diagnostics[0].code, Code::UnknownKey, "{err}");
         assert_eq!(err.diagnostics[0].pos.line, 3);
+    }
+
+    #[test]
+    fn the_daemon_section_resolves_paths_and_reports_every_bad_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("complyd.yaml");
+        std::fs::write(
+            &ok,
+            "state: st\nwatch:\n  - path: drop\n    exclude: [\"archive/**\"]\nlogs: [logs/*.jsonl]\n\
+             stable_for: 2s\nallowed_lateness: 1m\nmail: {to: [a@example.com]}\n",
+        )
+        .unwrap();
+        let d = load(&ok).unwrap().daemon;
+        assert_eq!(d.state_dir, dir.path().join("st"));
+        assert_eq!(d.database(), dir.path().join("st/complyd.db"));
+        assert_eq!(d.watch[0].path, dir.path().join("drop"));
+        assert_eq!(
+            d.logs,
+            [dir.path().join("logs/*.jsonl").display().to_string()]
+        );
+        assert_eq!(d.stable_for, Duration::from_secs(2));
+        assert_eq!(d.allowed_lateness, SignedDuration::from_mins(1));
+        assert_eq!(d.mail.dir, dir.path().join("st/mail"));
+        assert_eq!(d.mail.to, ["a@example.com"]);
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "watch:\n  - path: d\n    include: [\"a[\"]\nstable_for: soon\nmail:\n  to: [not-an-address]\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
+        assert_eq!(lines, [3, 4, 6], "{err}");
+        assert!(err.diagnostics.iter().all(|d| d.code == Code::InvalidValue));
     }
 }

@@ -141,7 +141,14 @@ async fn daemon(opts: RunOptions, set: RuleSet) -> ExitCode {
     // Edits to the rules or the configuration reload like SIGHUP does.
     let (ctx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
     let _rules_watcher = super::reload::watch(&watched, ctx);
-    tracing::info!("started{}", if handle.polling { " (polling the folders)" } else { "" });
+    tracing::info!(
+        "started{}",
+        if handle.polling {
+            " (polling the folders)"
+        } else {
+            ""
+        }
+    );
     let _ = notifier.ready();
     let _ = notifier.status("running");
     loop {

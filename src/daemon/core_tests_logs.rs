@@ -93,7 +93,7 @@ impl Run {
     fn feed(&mut self, l: LogLine, now: Timestamp) -> usize {
         self.run_until(now);
         let n = l.line;
-        self.input(&|c: &mut Core| c.log_lines(KEY, &vec![l.clone()], &cursor(n), now))
+        self.input(&|c: &mut Core| c.log_lines(KEY, &[l.clone()], &cursor(n), now))
     }
 }
 
@@ -339,7 +339,7 @@ fn a_tick_that_fails_to_commit_fires_its_deadline_once_on_retry() {
         .unwrap();
     let now = ts("2026-03-02T10:30:10+08:00");
     let msg = line(&log, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
-    core.log_lines(KEY, &vec![msg], &cursor(1), now).unwrap();
+    core.log_lines(KEY, &[msg], &cursor(1), now).unwrap();
     core.tick(ts("2026-03-02T10:40:00+08:00")).unwrap();
     let fire = core.next_deadline().unwrap();
     let open = core.store().obligation_count();
@@ -431,13 +431,13 @@ fn lines_from_two_logs_interleave_through_the_window() {
     let mut core = open_core(&dir.path().join("c.db"), Limits::default());
     let t = |hm: &str| ts(&format!("2026-03-02T{hm}+08:00"));
     let msg = line(&a, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
-    core.log_lines("a", &vec![msg], &cursor(1), t("10:30:00"))
+    core.log_lines("a", &[msg], &cursor(1), t("10:30:00"))
         .unwrap();
     let other = line(&a, 2, &received("t9", "2026-03-02T11:31:00+08:00"));
-    core.log_lines("a", &vec![other], &cursor(2), t("11:31:00"))
+    core.log_lines("a", &[other], &cursor(2), t("11:31:00"))
         .unwrap();
     let reply = line(&b, 1, &replied("t1", "2026-03-02T11:30:00+08:00"));
-    core.log_lines("b", &vec![reply], &cursor(1), t("11:34:00"))
+    core.log_lines("b", &[reply], &cursor(1), t("11:34:00"))
         .unwrap();
     core.tick(t("12:00:00")).unwrap();
     assert!(status_of(&core, "reply-general-1h", "t1").is_empty());
@@ -463,6 +463,6 @@ fn a_held_row_that_no_longer_parses_does_not_block_new_ones() {
     assert_eq!(core.held(), 0);
     let msg = line(&log, 1, &received("t1", "2026-03-02T10:30:00+08:00"));
     let now = ts("2026-03-02T10:30:10+08:00");
-    core.log_lines(KEY, &vec![msg], &cursor(1), now).unwrap();
+    core.log_lines(KEY, &[msg], &cursor(1), now).unwrap();
     assert_eq!(core.held(), 1);
 }

@@ -259,7 +259,9 @@ mod tests {
         let msg = build(&cfg, &item("violation")).unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
         assert!(!raw.contains("<script>"), "{raw}");
-        assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
+        // The header block ends at the first empty line; no Bcc may be in it.
+        let headers = raw.split("\r\n\r\n").next().unwrap();
+        assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
         assert!(
             raw.contains("Message-ID: <0123abcd.violation@complyd>"),
             "{raw}"

@@ -23,35 +23,41 @@ pub fn watch(paths: &[PathBuf], tx: mpsc::Sender<()>) -> Option<notify::Recommen
         .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
         .collect();
     let wanted = paths.clone();
-    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res
-            && !ev.kind.is_access()
-            && ev
-                .paths
-                .iter()
-                .any(|p| wanted.iter().any(|w| p.starts_with(w)))
-        {
-            let _ = raw_tx.send(());
-        }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("cannot watch the rules for changes ({e}); reload with SIGHUP");
-            return None;
-        }
-    };
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && !ev.kind.is_access()
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| wanted.iter().any(|w| p.starts_with(w)))
+            {
+                let _ = raw_tx.send(());
+            }
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("cannot watch the rules for changes ({e}); reload with SIGHUP");
+                return None;
+            }
+        };
     for p in &paths {
         // A file is watched through its folder: editors replace it by rename.
         let (target, mode) = if p.is_dir() {
             (p.clone(), RecursiveMode::Recursive)
         } else {
             (
-                p.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
+                p.parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".")),
                 RecursiveMode::NonRecursive,
             )
         };
         if let Err(e) = watcher.watch(&target, mode) {
-            tracing::warn!("cannot watch {} for changes ({e}); reload with SIGHUP", target.display());
+            tracing::warn!(
+                "cannot watch {} for changes ({e}); reload with SIGHUP",
+                target.display()
+            );
         }
     }
     tokio::spawn(async move {

@@ -92,6 +92,8 @@ pub enum Msg {
 pub struct Handle {
     pub tx: mpsc::Sender<Msg>,
     shutdown: watch::Sender<bool>,
+    /// Stops the core actor once the sources and the mailer are done.
+    core_stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     core: Option<std::thread::JoinHandle<Result<(), RunError>>>,
     pub polling: bool,
@@ -104,7 +106,7 @@ impl Handle {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        drop(self.tx);
+        let _ = self.core_stop.send(true);
         match self.core.take() {
             Some(core) => tokio::task::spawn_blocking(move || core.join())
                 .await
@@ -132,11 +134,17 @@ impl Handle {
     }
 }
 
+impl Drop for Handle {
+    /// A handle dropped without `shutdown` (a failing test) still stops the
+    /// tasks, so the runtime can end.
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.core_stop.send(true);
+    }
+}
+
 /// Loads rules and configuration as a reload does.
-pub fn load_all(
-    config_path: Option<&Path>,
-    rules_dir: &Path,
-) -> Result<(Config, RuleSet), String> {
+pub fn load_all(config_path: Option<&Path>, rules_dir: &Path) -> Result<(Config, RuleSet), String> {
     let config = match config_path {
         Some(p) => crate::config::load(p).map_err(|e| e.render_as(false, "the configuration"))?,
         None => Config::default(),
@@ -174,15 +182,10 @@ pub async fn start(
         .into_iter()
         .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
         .collect();
-    let core = Core::new(
-        Arc::new(rules),
-        env,
-        store,
-        d.allowed_lateness,
-        limits(&d),
-    )?;
+    let core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(&d))?;
     let (tx, rx) = mpsc::channel::<Msg>(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (core_stop, core_stop_rx) = watch::channel(false);
     let mail_wake = Arc::new(Notify::new());
     let mut tasks = Vec::new();
 
@@ -192,6 +195,7 @@ pub async fn start(
         let clock = clock.clone();
         let opts = opts.clone();
         let mail_wake = mail_wake.clone();
+        let stop = core_stop_rx;
         std::thread::Builder::new()
             .name("complyd-core".into())
             .spawn(move || {
@@ -199,7 +203,7 @@ pub async fn start(
                     .enable_time()
                     .build()
                     .map_err(|e| RunError::Other(e.to_string()))?;
-                rt.block_on(core_loop(core, rx, clock, opts, mail_wake))
+                rt.block_on(core_loop(core, rx, stop, clock, opts, mail_wake))
             })
             .map_err(|e| RunError::Other(e.to_string()))?
     };
@@ -285,10 +289,7 @@ pub async fn start(
                     }
                     let lines = batch.lines;
                     let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
-                    if tx2
-                        .blocking_send(Msg::Log { key, lines, cursor })
-                        .is_err()
-                    {
+                    if tx2.blocking_send(Msg::Log { key, lines, cursor }).is_err() {
                         return;
                     }
                 }
@@ -317,11 +318,23 @@ pub async fn start(
                     let result = mail::build(&cfg, &item)
                         .and_then(|m| mail::deliver_to_dir(&cfg.dir, &item, &m).map(|_| ()))
                         .map_err(|e| {
-                            let retry = (!e.permanent).then(|| now + backoff(item.id, item.attempts));
-                            tracing::warn!("mail for violation {}: {}", item.record.fingerprint, e.reason);
+                            let retry =
+                                (!e.permanent).then(|| now + backoff(item.id, item.attempts));
+                            tracing::warn!(
+                                "mail for violation {}: {}",
+                                item.record.fingerprint,
+                                e.reason
+                            );
                             (e.reason, retry)
                         });
-                    if tx2.send(Msg::OutboxResult { id: item.id, result }).await.is_err() {
+                    if tx2
+                        .send(Msg::OutboxResult {
+                            id: item.id,
+                            result,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if *stop.borrow() {
@@ -345,6 +358,7 @@ pub async fn start(
     Ok(Handle {
         tx,
         shutdown: shutdown_tx,
+        core_stop,
         tasks,
         core: Some(core_thread),
         polling,
@@ -360,7 +374,11 @@ fn backoff(id: i64, attempts: u32) -> SignedDuration {
     SignedDuration::from_secs(base + base * jitter / 100)
 }
 
-async fn catch_up(roots: &[fswatch::WatchRoot], filter: &Arc<fswatch::Filter>, tx: &mpsc::Sender<Msg>) {
+async fn catch_up(
+    roots: &[fswatch::WatchRoot],
+    filter: &Arc<fswatch::Filter>,
+    tx: &mpsc::Sender<Msg>,
+) {
     let roots = roots.to_vec();
     let filter = filter.clone();
     let (ftx, mut frx) = mpsc::channel(1024);
@@ -392,6 +410,7 @@ async fn catch_up(roots: &[fswatch::WatchRoot], filter: &Arc<fswatch::Filter>, t
 async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Msg>,
+    mut stop: watch::Receiver<bool>,
     clock: Arc<dyn Clock>,
     opts: RunOptions,
     mail_wake: Arc<Notify>,
@@ -402,7 +421,12 @@ async fn core_loop(
     loop {
         let deadline = core.next_deadline();
         let msg = tokio::select! {
+            biased;
             m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = stop.changed(), if !*stop.borrow() => continue,
+            // Stopping: the sources have stopped; what they sent is handled
+            // (the branch above is polled first), then the actor exits.
+            _ = std::future::ready(()), if *stop.borrow() && rx.is_empty() => break,
             _ = watchdog.tick(), if ping.is_some() => {
                 let _ = opts.notifier.watchdog();
                 continue;
@@ -428,7 +452,10 @@ async fn core_loop(
                 let out = retry(|| core.check_file(&path, clock.now())).await;
                 match out {
                     FileOutcome::Checked { findings, new } => {
-                        tracing::info!("{}: checked, {findings} finding(s), {new} new", path.display());
+                        tracing::info!(
+                            "{}: checked, {findings} finding(s), {new} new",
+                            path.display()
+                        );
                         if new > 0 {
                             mail_wake.notify_one();
                         }
@@ -472,7 +499,10 @@ async fn core_loop(
                 }
             }
             Msg::OutboxDue(reply) => {
-                let items = core.store().outbox_due(clock.now(), 100).unwrap_or_default();
+                let items = core
+                    .store()
+                    .outbox_due(clock.now(), 100)
+                    .unwrap_or_default();
                 let _ = reply.send(items);
             }
             Msg::OutboxResult { id, result } => {
@@ -574,7 +604,11 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
             let result = mail::build(&d.mail, &item)
                 .and_then(|m| mail::deliver_to_dir(&d.mail.dir, &item, &m).map(|_| ()))
                 .map_err(|e| {
-                    tracing::warn!("mail for violation {}: {}", item.record.fingerprint, e.reason);
+                    tracing::warn!(
+                        "mail for violation {}: {}",
+                        item.record.fingerprint,
+                        e.reason
+                    );
                     let retry = (!e.permanent).then(|| now + backoff(item.id, item.attempts));
                     (e.reason, retry)
                 });

@@ -40,7 +40,11 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         let _ = writeln!(out, "  (no log read yet)");
     }
     for (key, last, lines) in rows {
-        let _ = writeln!(out, "  log {key}: {lines} lines, last read {}", when(last, tz));
+        let _ = writeln!(
+            out,
+            "  log {key}: {lines} lines, last read {}",
+            when(last, tz)
+        );
     }
     let (files, last_file): (i64, Option<i64>) = conn
         .query_row("SELECT COUNT(*), MAX(checked_at) FROM files", [], |r| {
@@ -109,7 +113,10 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .and_then(|r| r.collect())
         .map_err(q)?;
     for (id, attempts, err) in rows {
-        let _ = writeln!(out, "  message {id}: {attempts} attempts, last error: {err}");
+        let _ = writeln!(
+            out,
+            "  message {id}: {attempts} attempts, last error: {err}"
+        );
     }
 
     let mut st = conn
@@ -119,7 +126,11 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
-    let _ = writeln!(out, "\nrecent errors: {}", if rows.is_empty() { "none" } else { "" });
+    let _ = writeln!(
+        out,
+        "\nrecent errors: {}",
+        if rows.is_empty() { "none" } else { "" }
+    );
     for (at, source, msg) in rows {
         let first = msg.lines().next().unwrap_or_default();
         let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));

@@ -68,10 +68,7 @@ impl Setup {
     async fn wait_for(&self, query: &str, ok: impl Fn(i64) -> bool) -> i64 {
         let start = Instant::now();
         loop {
-            let v: i64 = self
-                .db()
-                .query_row(query, [], |r| r.get(0))
-                .unwrap_or(-1);
+            let v: i64 = self.db().query_row(query, [], |r| r.get(0)).unwrap_or(-1);
             if ok(v) {
                 return v;
             }
@@ -99,8 +96,10 @@ async fn a_dropped_draft_is_checked_stored_and_mailed_once() {
     let q = "SELECT COUNT(*) FROM violations WHERE subject LIKE '%draft.txt'";
     let n = s.wait_for(q, |n| n >= 2).await;
     // Mail for each, as .eml files.
-    s.wait_for("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", |v| v == 0)
-        .await;
+    s.wait_for("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", |v| {
+        v == 0
+    })
+    .await;
     let mails = std::fs::read_dir(s.path("state/mail")).unwrap().count();
     assert!(mails as i64 >= n, "{mails} mails for {n} violations");
     // Saved again unchanged: nothing new.
@@ -144,9 +143,13 @@ async fn a_bad_reload_keeps_the_old_rules_and_raises_a_config_error() {
     let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
         .await
         .unwrap();
-    std::fs::write(s.path("rules/broken.yaml"), "rules:\n  - id: x\n    severity: fatal\n").unwrap();
+    std::fs::write(
+        s.path("rules/broken.yaml"),
+        "rules:\n  - id: x\n    severity: fatal\n",
+    )
+    .unwrap();
     let err = h.reload().await.unwrap_err();
-    assert!(err.contains("broken.yaml:3"), "{err}");
+    assert!(err.contains("broken.yaml:2:5: error[missing-key]"), "{err}");
     s.wait_for(
         "SELECT COUNT(*) FROM violations WHERE rule = 'config-error'",
         |n| n == 1,
@@ -198,7 +201,11 @@ async fn files_changed_while_down_are_checked_at_start_and_others_are_not() {
     )
     .await;
     h.barrier().await;
-    assert_eq!(checked_at("a.txt"), a0, "a.txt did not change and is not re-checked");
+    assert_eq!(
+        checked_at("a.txt"),
+        a0,
+        "a.txt did not change and is not re-checked"
+    );
     assert!(checked_at("b.txt") > b0);
     let dup: i64 = s
         .db()
