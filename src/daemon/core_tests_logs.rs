@@ -93,7 +93,7 @@ impl Run {
     fn feed(&mut self, l: LogLine, now: Timestamp) -> usize {
         self.run_until(now);
         let n = l.line;
-        self.input(&|c: &mut Core| c.log_lines(KEY, &[l.clone()], &cursor(n), now))
+        self.input(&|c: &mut Core| c.log_lines(KEY, std::slice::from_ref(&l), &cursor(n), now))
     }
 }
 
