@@ -234,12 +234,17 @@ impl Core {
         now: Timestamp,
     ) -> Result<FileOutcome, StoreError> {
         let findings = records.len();
+        // Only a file that was read and checked can show a violation gone;
+        // one that could not be checked this time says nothing about them.
+        let checked = !records
+            .iter()
+            .any(|r| r.rule == crate::finding::NOT_CHECKED);
         let fps = records.iter().map(|r| r.fingerprint.clone()).collect();
         let done = self.store.commit(
             Writes {
                 records,
                 file: row,
-                file_fingerprints: Some((path.to_path_buf(), fps)),
+                file_fingerprints: checked.then(|| (path.to_path_buf(), fps)),
                 ..Writes::default()
             },
             now,

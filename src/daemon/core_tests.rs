@@ -211,11 +211,39 @@ fn dropped_file_claims_are_recorded_once_and_follow_edits() {
     assert_eq!(status_of(&core, "guaranteed-efficacy", &subject), ["open"]);
     assert_eq!(outbox(&core), (2, 0));
 
+    // Unreadable this time (grown past the limit): the open violation is
+    // not taken as fixed.
+    std::fs::write(&file, "x".repeat(2048)).unwrap();
+    set_mtime(&file, 4_500);
+    let mut small = Limits::default();
+    small.max_file_bytes = 1024;
+    let mut tight = open_core(&dir.path().join("state/complyd.db"), small);
+    tight.check_file(&file, now).unwrap();
+    assert_eq!(status_of(&tight, "guaranteed-efficacy", &subject), ["open"]);
+    drop(tight);
+
+    // The removed claim comes back: open again, and mailed as reopened.
+    std::fs::write(&file, format!("新加的一段介绍\n\n{CLAIMS}")).unwrap();
+    set_mtime(&file, 5_000);
+    let out = core.check_file(&file, now).unwrap();
+    assert_eq!(
+        out,
+        FileOutcome::Checked {
+            findings: 2,
+            new: 1
+        }
+    );
+    assert_eq!(status_of(&core, "disease-treatment", &subject), ["open"]);
+    assert_eq!(
+        count(&core, "SELECT COUNT(*) FROM outbox WHERE kind = 'reopened'"),
+        1
+    );
+
     // Deleted: forgotten as a file, its violations stay.
     std::fs::remove_file(&file).unwrap();
     assert_eq!(core.check_file(&file, now).unwrap(), FileOutcome::Gone);
     assert!(core.store().file(&file).unwrap().is_none());
-    assert_eq!(violations(&core).len(), 2);
+    assert_eq!(violations(&core).len(), 3, "two claims and one not-checked");
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
             .map_err(|e| bad(format!("recipient {to:?}: {e}")))?;
         b = b.to(mb);
     }
-    if item.kind == "retraction" {
+    if item.kind != "violation" {
         b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
     }
     b.multipart(MultiPart::alternative_plain_html(text(item), html(item)))
@@ -56,10 +56,10 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
 
 fn subject(item: &OutboxItem) -> String {
     let r = &item.record;
-    let head = if item.kind == "retraction" {
-        "【合规告警撤回】"
-    } else {
-        "【合规告警】"
+    let head = match item.kind.as_str() {
+        "retraction" => "【合规告警撤回】",
+        "reopened" => "【合规告警·再次出现】",
+        _ => "【合规告警】",
     };
     let subject = short(&r.subject, 40);
     format!(
@@ -126,10 +126,10 @@ fn lines(item: &OutboxItem) -> Vec<(&'static str, String)> {
 }
 
 fn intro(item: &OutboxItem) -> &'static str {
-    if item.kind == "retraction" {
-        "此前报告的违规已撤回：相关操作实际在期限内完成，只是记录晚到。"
-    } else {
-        "complyd 发现一条违规，请内部监督小组核查处理。"
+    match item.kind.as_str() {
+        "retraction" => "此前报告的违规已撤回：相关操作实际在期限内完成，只是记录晚到。",
+        "reopened" => "此前已改正的违规再次出现在文件中，请内部监督小组核查处理。",
+        _ => "complyd 发现一条违规，请内部监督小组核查处理。",
     }
 }
 

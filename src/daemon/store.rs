@@ -431,13 +431,27 @@ impl Store {
                         .map_err(sq)?;
                     out.new.push(r.fingerprint.clone());
                 } else {
-                    // Seen again (a re-saved file): a fixed one is open again.
-                    tx.execute(
-                        "UPDATE violations SET status = 'open', updated = ?2
-                         WHERE fingerprint = ?1 AND status = 'fixed'",
-                        params![r.fingerprint, now_ms],
-                    )
-                    .map_err(sq)?;
+                    // Seen again (a re-saved file): a fixed one is back,
+                    // and supervisors hear of it (a mail of its own kind, so
+                    // its Message-ID differs from the first report's).
+                    let reopened = tx
+                        .execute(
+                            "UPDATE violations SET status = 'open', updated = ?2
+                             WHERE fingerprint = ?1 AND status = 'fixed'",
+                            params![r.fingerprint, now_ms],
+                        )
+                        .map_err(sq)?;
+                    if reopened == 1 {
+                        let id: i64 = tx
+                            .query_row(
+                                "SELECT id FROM violations WHERE fingerprint = ?1",
+                                [&r.fingerprint],
+                                |row| row.get(0),
+                            )
+                            .map_err(sq)?;
+                        mail.execute(params![id, "reopened", now_ms]).map_err(sq)?;
+                        out.new.push(r.fingerprint.clone());
+                    }
                 }
             }
             for l in &w.late {
@@ -499,9 +513,12 @@ impl Store {
             .map_err(sq)?;
         }
         if let Some(p) = &w.removed_file {
+            // The watcher reports a removed folder by its path: everything
+            // below it goes too.
+            let p = p.display().to_string();
             tx.execute(
-                "DELETE FROM files WHERE path = ?1",
-                [p.display().to_string()],
+                "DELETE FROM files WHERE path = ?1 OR substr(path, 1, length(?1) + 1) = ?1 || '/'",
+                [&p],
             )
             .map_err(sq)?;
         }
