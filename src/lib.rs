@@ -21,12 +21,20 @@
 //!        ─► engine::evaluate(input, state, now) ─► [Effect] (violations, late discharges)
 //!             fires obligations due before `now` (calendar: working hours, holidays, 调休),
 //!             then each EventCheck reacts; reply and caption text go through check_units
-//!           state behind engine::State (MemoryState here; SQLite in the daemon)
+//!           state behind engine::State (MemoryState for replay; daemon::store in the daemon)
+//!
+//!  daemon (complyd run): daemon::watch (notify, stable files, catch-up walk)
+//!                        daemon::tail (log lines across rotation, cursors)
+//!        ─► daemon::run core actor (one thread, one input at a time, timer at the next deadline)
+//!        ─► daemon::core: check_file / log_lines (window::ReorderWindow) / tick
+//!        ─► daemon::store: SQLite, ONE transaction per input: state changes, violations
+//!           (daemon::record, content fingerprints), outbox rows, the source's cursor
+//!        ─► mailer task ─► daemon::mail (.eml; SMTP in the notifications issue)
 //! ```
 //!
 //! Both cores are pure and synchronous: `scan`, `replay` and `rules test`
-//! call them directly, and the daemon will run the same functions in its
-//! async shell (sources → core → store and mailer).
+//! call them directly, and the daemon runs the same functions in its async
+//! shell (sources → core → store and mailer).
 
 pub mod calendar;
 pub mod check;
