@@ -218,3 +218,62 @@ async fn files_changed_while_down_are_checked_at_start_and_others_are_not() {
     assert_eq!(dup, 1, "a.txt's violation is not reported twice");
     h.shutdown().await.unwrap();
 }
+
+/// The README's first command: one pass over the shipped examples gives
+/// violations of every shipped pack, each mailed once, and a second pass
+/// adds nothing.
+#[test]
+fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("complyd.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rules: {r}/rules\nstate: {s}\nwatch: [{{path: {r}/examples/drop}}]\nlogs: [{r}/examples/logs/*.jsonl]\n",
+            r = root.display(),
+            s = tmp.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        assert_cmd::Command::cargo_bin("complyd")
+            .unwrap()
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .assert()
+            .success()
+    };
+    run();
+    let db = rusqlite::Connection::open(tmp.path().join("state/complyd.db")).unwrap();
+    let rules: Vec<String> = db
+        .prepare("SELECT DISTINCT rule FROM violations")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let set = complyd::rules::load(&root.join("rules")).unwrap();
+    let packs_hit: std::collections::BTreeSet<&str> = set
+        .rules
+        .iter()
+        .filter(|r| rules.contains(&r.meta.id))
+        .map(|r| r.meta.pack.as_str())
+        .collect();
+    let all: std::collections::BTreeSet<&str> =
+        set.rules.iter().map(|r| r.meta.pack.as_str()).collect();
+    assert_eq!(packs_hit, all, "violations: {rules:?}");
+    let count = |q: &str| -> i64 { db.query_row(q, [], |r| r.get(0)).unwrap() };
+    let violations = count("SELECT COUNT(*) FROM violations");
+    let mails = std::fs::read_dir(tmp.path().join("state/mail"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(mails, violations);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"),
+        0
+    );
+    run();
+    assert_eq!(count("SELECT COUNT(*) FROM violations"), violations);
+    assert_eq!(count("SELECT COUNT(*) FROM outbox"), violations);
+}
