@@ -115,10 +115,75 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// List, inspect, acknowledge, resolve and waive stored violations.
+    Violations {
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ViolationsCommand,
+    },
     /// Work with rule packs.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViolationsCommand {
+    /// One line per violation, newest first.
+    List {
+        /// Only this status: open, acked, resolved, waived, fixed, late, retracted.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Everything stored about one violation (#id or fingerprint).
+    Show { violation: String },
+    /// Acknowledge: seen, being handled.
+    Ack {
+        violation: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resolve: handled.
+    Resolve {
+        violation: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Waive one violation (and its fingerprint from now on), or a scope:
+    /// --rule with --path GLOB or --subject.
+    Waive {
+        /// #id or fingerprint of a stored violation.
+        violation: Option<String>,
+        /// With --path or --subject: the rule (or `*`).
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, conflicts_with_all = ["violation", "subject"])]
+        path: Option<String>,
+        #[arg(long, conflicts_with_all = ["violation", "path"])]
+        subject: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        /// Last day it applies (2026-12-31) or an RFC 3339 instant.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Every waiver with its use count; unused and expired ones are marked.
+    Waivers {
+        /// Rules directory holding waivers.yaml (default: as for `run`).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -241,6 +306,9 @@ pub fn main() -> ExitCode {
             crate::daemon::cmd::check(config.as_deref(), rules, err_color)
         }
         Command::Status { config } => crate::daemon::cmd::status(config.as_deref(), err_color),
+        Command::Violations { config, command } => {
+            crate::daemon::cmd::violations(config.as_deref(), command, err_color)
+        }
         Command::Rules {
             command: RulesCommand::Validate { dir },
         } => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::clock::SystemClock;
 use super::run::{self, RunOptions};
 use super::sdnotify::Notifier;
-use crate::cli::{EXIT_CONFIG, EXIT_USAGE, rules_dir};
+use crate::cli::{EXIT_CONFIG, EXIT_USAGE, ViolationsCommand, rules_dir};
 use crate::config::Config;
 use crate::rules::RuleSet;
 
@@ -69,6 +69,106 @@ pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
         None => Config::default(),
     };
     match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone()) {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `complyd violations …`.
+pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool) -> ExitCode {
+    use super::violations as v;
+    let cfg = match config {
+        Some(p) => match crate::config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprint!("{}", e.render_as(color, "the configuration"));
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => Config::default(),
+    };
+    let db = cfg.daemon.database();
+    if !db.exists() {
+        eprintln!(
+            "error: {}: no state database (has `complyd run` been started with this configuration?)",
+            db.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let conn = match rusqlite::Connection::open(&db) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", db.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+    let tz = cfg.calendar.time_zone().clone();
+    let now = jiff::Timestamp::now();
+    let result: Result<String, String> = match command {
+        ViolationsCommand::List {
+            status,
+            rule,
+            limit,
+        } => v::list(&conn, status.as_deref(), rule.as_deref(), limit, &tz)
+            .map_err(|e| e.to_string()),
+        ViolationsCommand::Show { violation } => v::show(&conn, &violation, &tz),
+        ViolationsCommand::Ack {
+            violation,
+            by,
+            note,
+        } => v::set_status(&conn, &violation, v::ACK, &by, note.as_deref(), now)
+            .map(|id| format!("#{id} acknowledged\n")),
+        ViolationsCommand::Resolve {
+            violation,
+            by,
+            note,
+        } => v::set_status(&conn, &violation, v::RESOLVED, &by, note.as_deref(), now)
+            .map(|id| format!("#{id} resolved\n")),
+        ViolationsCommand::Waive {
+            violation,
+            rule,
+            path,
+            subject,
+            reason,
+            by,
+            expires,
+        } => {
+            let target = match (violation, rule, path, subject) {
+                (Some(which), None, None, None) => Ok(v::WaiveTarget::Violation(which)),
+                (None, Some(rule), Some(glob), None) => Ok(v::WaiveTarget::Path { rule, glob }),
+                (None, Some(rule), None, Some(subject)) => {
+                    Ok(v::WaiveTarget::Subject { rule, subject })
+                }
+                _ => Err(
+                    "give a violation (#id or fingerprint), or --rule with --path or --subject"
+                        .to_string(),
+                ),
+            };
+            target
+                .and_then(|t| v::waive(&conn, &t, &reason, &by, expires.as_deref(), &tz, now))
+                .map(|id| format!("waiver #{id} added\n"))
+        }
+        ViolationsCommand::Waivers { rules } => {
+            let dir = rules
+                .or(cfg.daemon.rules.clone())
+                .unwrap_or_else(|| rules_dir(None));
+            match crate::rules::load(&dir) {
+                Ok(set) => v::waivers(&conn, &set.waivers, now, &tz),
+                Err(e) => {
+                    eprint!("{}", e.render(color));
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+    };
+    match result {
         Ok(s) => {
             print!("{s}");
             ExitCode::SUCCESS

@@ -229,10 +229,11 @@ impl Core {
     fn commit_records(
         &mut self,
         path: &Path,
-        records: Vec<Record>,
+        mut records: Vec<Record>,
         row: Option<FileRow>,
         now: Timestamp,
     ) -> Result<FileOutcome, StoreError> {
+        self.waive(&mut records, now);
         let findings = records.len();
         // Only a file that was read and checked can show a violation gone;
         // one that could not be checked this time says nothing about them.
@@ -326,7 +327,26 @@ impl Core {
         self.commit(w, now)
     }
 
+    /// Marks records that a waiver in force accepts: those in waivers.yaml
+    /// first, then those added with `complyd violations waive`.
+    fn waive(&self, records: &mut [Record], now: Timestamp) {
+        if records.is_empty() {
+            return;
+        }
+        let db = self.store.db_waivers(now).unwrap_or_else(|e| {
+            tracing::warn!("cannot read the waivers: {e}");
+            Vec::new()
+        });
+        for r in records {
+            r.apply_waivers(&self.rules.waivers, now);
+            if r.waiver.is_none() {
+                r.apply_waivers(&db, now);
+            }
+        }
+    }
+
     fn commit(&mut self, mut w: Writes, now: Timestamp) -> Result<usize, StoreError> {
+        self.waive(&mut w.records, now);
         // Events still held are written so a restart does not lose them;
         // ones released this input and written earlier are deleted.
         for (id, ev) in self.window.ids() {
@@ -465,6 +485,7 @@ impl Core {
             detail: Some(diagnostics.to_string()),
             cue: None,
             field: None,
+            waiver: None,
         };
         let done = self.store.commit(
             Writes {

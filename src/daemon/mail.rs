@@ -245,6 +245,7 @@ mod tests {
                 detail: None,
                 cue: None,
                 field: None,
+                waiver: None,
             },
         }
     }

@@ -18,4 +18,5 @@ pub mod sdnotify;
 pub mod status;
 pub mod store;
 pub mod tail;
+pub mod violations;
 pub mod watch;

@@ -43,6 +43,47 @@ pub struct Record {
     pub cue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The waiver that accepted it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<Waived>,
+}
+
+/// How a violation was waived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waived {
+    /// Counts the waiver's uses (`Waiver::key`).
+    pub key: String,
+    /// `reason (by, origin)`, shown with the violation.
+    pub note: String,
+}
+
+impl Record {
+    /// The files a violation points at (for path-scoped waivers).
+    pub fn paths(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .location
+            .iter()
+            .map(|l| l.split(':').next().unwrap_or(l))
+            .collect();
+        v.push(&self.subject);
+        v
+    }
+
+    /// Applies the first waiver in force that matches.
+    pub fn apply_waivers(
+        &mut self,
+        waivers: &[crate::rules::waivers::Waiver],
+        now: jiff::Timestamp,
+    ) {
+        let paths = self.paths();
+        let hit = waivers
+            .iter()
+            .find(|w| w.matches(&self.rule, &self.fingerprint, &self.subject, &paths, now));
+        self.waiver = hit.map(|w| Waived {
+            key: w.key(),
+            note: format!("{}（{}，{}）", w.reason, w.by, w.origin),
+        });
+    }
 }
 
 fn digest(parts: &[&str]) -> String {
@@ -110,6 +151,7 @@ pub fn from_findings(
                 detail: f.detail.clone(),
                 cue: f.cue.clone(),
                 field: f.field.clone(),
+                waiver: None,
             }
         })
         .collect()
@@ -166,6 +208,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         detail: v.detail.clone(),
         cue: None,
         field: None,
+        waiver: None,
     }
 }
 

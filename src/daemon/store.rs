@@ -24,7 +24,8 @@ use crate::engine::{Fact, MemoryState, Obligation, State};
 use crate::event::Evidence;
 
 /// Schema migrations, applied in order; `user_version` counts those done.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE obligations (
     rule TEXT NOT NULL, key TEXT NOT NULL, wake INTEGER NOT NULL, data TEXT NOT NULL,
@@ -54,7 +55,16 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (next_attempt) WHERE sent_at IS NULL AND failed = 0;
 CREATE TABLE errors (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
     message TEXT NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE violations ADD COLUMN note TEXT;
+CREATE TABLE waivers (
+    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
+    reason TEXT NOT NULL, by TEXT NOT NULL, expires INTEGER, created INTEGER NOT NULL);
+CREATE TABLE waiver_uses (
+    key TEXT PRIMARY KEY, uses INTEGER NOT NULL, last_used INTEGER NOT NULL) WITHOUT ROWID;
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -424,7 +434,23 @@ impl Store {
                         now_ms
                     ])
                     .map_err(sq)?;
-                if n == 1 {
+                if n == 1
+                    && let Some(waiver) = &r.waiver
+                {
+                    // Accepted on purpose: stored, counted for the waiver,
+                    // not mailed.
+                    tx.execute(
+                        "UPDATE violations SET status = 'waived', note = ?2 WHERE id = ?1",
+                        params![tx.last_insert_rowid(), waiver.note],
+                    )
+                    .map_err(sq)?;
+                    tx.execute(
+                        "INSERT INTO waiver_uses (key, uses, last_used) VALUES (?1, 1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET uses = uses + 1, last_used = ?2",
+                        params![waiver.key, now_ms],
+                    )
+                    .map_err(sq)?;
+                } else if n == 1 {
                     // Queued in the same transaction as the violation: a
                     // crash either loses both or keeps both.
                     mail.execute(params![tx.last_insert_rowid(), "violation", now_ms])
@@ -634,6 +660,54 @@ impl Store {
         })
         .and_then(|rows| rows.collect())
         .map_err(self.sq())
+    }
+
+    /// Waivers added with `complyd violations waive`, still in force at `now`.
+    pub fn db_waivers(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<crate::rules::waivers::Waiver>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, rule, scope, value, reason, by, expires FROM waivers
+                 WHERE expires IS NULL OR expires > ?1",
+            )
+            .map_err(self.sq())?;
+        type Row = (i64, String, String, String, String, String, Option<i64>);
+        let rows: Vec<Row> = st
+            .query_map([millis(now)], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(self.sq())?;
+        let utc = jiff::tz::TimeZone::UTC;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, rule, scope, value, reason, by, expires)| {
+                let exp = expires
+                    .and_then(|m| Timestamp::from_millisecond(m).ok())
+                    .map(|t| t.to_string());
+                crate::rules::waivers::Waiver::new(
+                    &rule,
+                    (&scope, &value),
+                    &reason,
+                    &by,
+                    exp.as_deref(),
+                    &utc,
+                    format!("database waiver #{id}"),
+                )
+                .ok()
+            })
+            .collect())
     }
 
     /// The connection, for the outbox and the `violations` commands, which

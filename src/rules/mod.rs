@@ -9,6 +9,7 @@ pub mod cond;
 pub mod kinds;
 pub mod spec;
 pub mod validators;
+pub mod waivers;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
     /// Named lists from lists.yaml (empty when there is none).
     pub lists: cond::Lists,
+    /// Waivers from waivers.yaml (empty when there is none).
+    pub waivers: Vec<waivers::Waiver>,
 }
 
 /// Every problem found while loading, with the sources to show snippets.
@@ -117,7 +120,9 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(path)? {
         let p = entry?.path();
         let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        let reserved = p.file_name().is_some_and(|n| n == cond::LISTS_FILE);
+        let reserved = p
+            .file_name()
+            .is_some_and(|n| n == cond::LISTS_FILE || n == waivers::WAIVERS_FILE);
         if is_yaml && !reserved && p.is_file() {
             files.push(p);
         }
@@ -178,6 +183,24 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
         acc.sources.insert(file.clone(), src);
     }
     check_unique_ids(&acc.ids, &mut acc.diags);
+    // Waivers last: they must name rules that exist.
+    let waivers_path = if path.is_dir() {
+        path.join(waivers::WAIVERS_FILE)
+    } else {
+        path.with_file_name(waivers::WAIVERS_FILE)
+    };
+    let mut waivers = Vec::new();
+    if let Ok(src) = std::fs::read_to_string(&waivers_path) {
+        let ids: std::collections::HashSet<&str> =
+            acc.ids.iter().map(|(id, _, _)| id.as_str()).collect();
+        let tz = jiff::tz::TimeZone::get(crate::calendar::DEFAULT_TIME_ZONE)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        match waivers::parse(&waivers_path, &src, &|id| ids.contains(id), &tz) {
+            Ok(w) => waivers = w,
+            Err(d) => acc.diags.extend(d),
+        }
+        acc.sources.insert(waivers_path, src);
+    }
     if !acc.diags.is_empty() {
         // Files in load order, then by position: the order people read them.
         let order: HashMap<&PathBuf, usize> =
@@ -196,6 +219,7 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
         matcher: acc.builder.build(),
         files,
         lists: acc.lists,
+        waivers,
     })
 }
 

@@ -277,3 +277,111 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
     assert_eq!(count("SELECT COUNT(*) FROM violations"), violations);
     assert_eq!(count("SELECT COUNT(*) FROM outbox"), violations);
 }
+
+/// Waivers from waivers.yaml and from `complyd violations waive` keep
+/// violations out of the mail; unused ones are listed as such.
+#[test]
+fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&shipped_rules(), &tmp.path().join("rules"));
+    std::fs::create_dir_all(tmp.path().join("drop")).unwrap();
+    std::fs::copy(
+        root.join("examples/drop/live-script.md"),
+        tmp.path().join("drop/live-script.md"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("rules/waivers.yaml"),
+        "waivers:\n  - rule: mobile-number\n    path: '**/live-script.md'\n    reason: 公司客服热线\n    by: li.na\n\
+         \x20 - rule: absolute-terms\n    subject: nobody\n    reason: 从未用到\n    by: li.na\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("complyd.yaml");
+    std::fs::write(&cfg, "rules: rules\nstate: state\nwatch: [{path: drop}]\n").unwrap();
+    let complyd = || {
+        let mut c = assert_cmd::Command::cargo_bin("complyd").unwrap();
+        c.arg("--color=never");
+        c
+    };
+    complyd()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let db = rusqlite::Connection::open(tmp.path().join("state/complyd.db")).unwrap();
+    let status = |rule: &str| -> String {
+        db.query_row(
+            "SELECT status FROM violations WHERE rule = ?1",
+            [rule],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(status("mobile-number"), "waived");
+    assert_eq!(status("password-leak"), "open");
+    let mailed: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM outbox o JOIN violations v ON v.id = o.violation WHERE v.rule = 'mobile-number'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mailed, 0, "a waived violation is not mailed");
+
+    // Waive the password leak by (a prefix of) its fingerprint from the CLI.
+    let fp: String = db
+        .query_row(
+            "SELECT fingerprint FROM violations WHERE rule = 'password-leak'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args([
+            "waive",
+            &fp[..12],
+            "--reason",
+            "测试账号",
+            "--by",
+            "wang.fang",
+        ])
+        .assert()
+        .success();
+    assert_eq!(status("password-leak"), "waived");
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .arg("waivers")
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("mobile-number  path **/live-script.md  used 1×"),
+        "{text}"
+    );
+    assert!(
+        text.contains("absolute-terms  subject nobody  used 0×  UNUSED"),
+        "{text}"
+    );
+    assert!(text.contains("database waiver #1  password-leak"), "{text}");
+
+    // An unknown rule in waivers.yaml is a configuration error, at its line.
+    std::fs::write(
+        tmp.path().join("rules/waivers.yaml"),
+        "waivers:\n  - rule: no-such-rule\n    subject: x\n    reason: r\n    by: b\n",
+    )
+    .unwrap();
+    let out = complyd()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("waivers.yaml:2:11: error[invalid-value]: no rule `no-such-rule`"),
+        "{err}"
+    );
+}
