@@ -391,7 +391,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
     }
     for _ in 0..2 {
         let core = open_core(&db, Limits::default());
-        assert_eq!(count(&core, "PRAGMA user_version"), 1);
+        assert_eq!(count(&core, "PRAGMA user_version"), 2);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM violations"), 2);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM files"), 1);
     }
