@@ -131,7 +131,12 @@ impl Core {
         };
         let size = meta.len();
         let mtime_ns = mtime_ns(&meta);
-        let known = self.store.file(path)?;
+        // Checked before, with the same rules: a changed size or mtime is
+        // the only reason to look again.
+        let known = self
+            .store
+            .file(path)?
+            .filter(|k| k.rules == self.rules.digest);
         if known
             .as_ref()
             .is_some_and(|k| k.size == size && k.mtime_ns == mtime_ns)
@@ -174,6 +179,7 @@ impl Core {
                     mtime_ns,
                     sha256: sha,
                     findings: known.map_or(0, |k| k.findings),
+                    rules: self.rules.digest.clone(),
                 };
                 self.store.commit(
                     Writes {
@@ -200,6 +206,7 @@ impl Core {
             mtime_ns,
             sha256: sha,
             findings: findings.len(),
+            rules: self.rules.digest.clone(),
         };
         let units = doc_units.unwrap_or_default();
         let text_of = |f: &Finding| {

@@ -187,6 +187,9 @@ pub async fn start(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (core_stop, core_stop_rx) = watch::channel(false);
     let mail_wake = Arc::new(Notify::new());
+    // After a reload the watched folders are walked again: files checked
+    // under the old rules are checked under the new ones.
+    let rewalk = Arc::new(Notify::new());
     let mut tasks = Vec::new();
 
     // The core actor on its own thread: SQLite calls block, and a long
@@ -195,6 +198,7 @@ pub async fn start(
         let clock = clock.clone();
         let opts = opts.clone();
         let mail_wake = mail_wake.clone();
+        let rewalk = rewalk.clone();
         let stop = core_stop_rx;
         std::thread::Builder::new()
             .name("complyd-core".into())
@@ -203,7 +207,7 @@ pub async fn start(
                     .enable_time()
                     .build()
                     .map_err(|e| RunError::Other(e.to_string()))?;
-                rt.block_on(core_loop(core, rx, stop, clock, opts, mail_wake))
+                rt.block_on(core_loop(core, rx, stop, clock, opts, mail_wake, rewalk))
             })
             .map_err(|e| RunError::Other(e.to_string()))?
     };
@@ -237,12 +241,16 @@ pub async fn start(
         let mut stop = shutdown_rx.clone();
         let roots2 = roots.clone();
         let filter = Arc::new(filter);
+        let rewalk = rewalk.clone();
         tasks.push(tokio::spawn(async move {
             let _watcher = watcher;
             catch_up(&roots2, &filter, &tx2).await;
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
+                    _ = rewalk.notified() => {
+                        catch_up(&roots2, &filter, &tx2).await;
+                    }
                     ev = wrx.recv() => {
                         let Some(ev) = ev else { break };
                         let msg = match ev {
@@ -414,6 +422,7 @@ async fn core_loop(
     clock: Arc<dyn Clock>,
     opts: RunOptions,
     mail_wake: Arc<Notify>,
+    rewalk: Arc<Notify>,
 ) -> Result<(), RunError> {
     let mut opts = opts;
     let ping = opts.notifier.watchdog_interval();
@@ -481,8 +490,12 @@ async fn core_loop(
                             lists: rules.lists.clone(),
                         };
                         tracing::info!("reloaded: {} rules", rules.rules.len());
+                        let changed = rules.digest != core.rules().digest;
                         core.reload(Arc::new(rules), env);
                         opts.config = config;
+                        if changed {
+                            rewalk.notify_one();
+                        }
                         Ok(())
                     }
                     Err(diags) => {

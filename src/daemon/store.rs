@@ -58,6 +58,7 @@ CREATE TABLE errors (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NO
 "#,
     r#"
 ALTER TABLE violations ADD COLUMN note TEXT;
+ALTER TABLE files ADD COLUMN rules TEXT NOT NULL DEFAULT '';
 CREATE TABLE waivers (
     id INTEGER PRIMARY KEY, rule TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
     reason TEXT NOT NULL, by TEXT NOT NULL, expires INTEGER, created INTEGER NOT NULL);
@@ -96,6 +97,8 @@ pub struct FileRow {
     pub mtime_ns: i64,
     pub sha256: String,
     pub findings: usize,
+    /// The digest of the rules it was checked with.
+    pub rules: String,
 }
 
 /// An event held in the reorder window, persisted while held.
@@ -525,15 +528,16 @@ impl Store {
         }
         if let Some(f) = &w.file {
             tx.execute(
-                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, checked_at, findings)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, checked_at, findings, rules)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     f.path.display().to_string(),
                     f.size as i64,
                     f.mtime_ns,
                     f.sha256,
                     now_ms,
-                    f.findings as i64
+                    f.findings as i64,
+                    f.rules
                 ],
             )
             .map_err(sq)?;
@@ -617,7 +621,9 @@ impl Store {
     /// The file as last checked.
     pub fn file(&self, path: &Path) -> Result<Option<FileRow>, StoreError> {
         self.conn
-            .prepare_cached("SELECT size, mtime_ns, sha256, findings FROM files WHERE path = ?1")
+            .prepare_cached(
+                "SELECT size, mtime_ns, sha256, findings, rules FROM files WHERE path = ?1",
+            )
             .and_then(|mut st| {
                 st.query_row([path.display().to_string()], |r| {
                     Ok(FileRow {
@@ -626,6 +632,7 @@ impl Store {
                         mtime_ns: r.get(1)?,
                         sha256: r.get(2)?,
                         findings: r.get::<_, i64>(3)? as usize,
+                        rules: r.get(4)?,
                     })
                 })
                 .optional()

@@ -73,6 +73,9 @@ pub struct RuleSet {
     pub lists: cond::Lists,
     /// Waivers from waivers.yaml (empty when there is none).
     pub waivers: Vec<waivers::Waiver>,
+    /// A digest of every file read (packs, lists, phrase files, waivers):
+    /// the daemon re-checks files last checked under other rules.
+    pub digest: String,
 }
 
 /// Every problem found while loading, with the sources to show snippets.
@@ -214,7 +217,25 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
             sources: acc.sources,
         });
     }
+    let digest = {
+        use sha2::Digest;
+        let mut sources: Vec<_> = acc.sources.iter().collect();
+        sources.sort();
+        let mut h = sha2::Sha256::new();
+        for (p, src) in sources {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update(src.as_bytes());
+            h.update([0]);
+        }
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     Ok(RuleSet {
+        digest,
         rules: acc.rules,
         matcher: acc.builder.build(),
         files,

@@ -385,3 +385,24 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rule_is_applied_to_files_already_checked() {
+    let s = Setup::new();
+    std::fs::write(s.path("drop/old.txt"), "本品采用量子波动工艺\n").unwrap();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    s.wait_for("SELECT COUNT(*) FROM files", |n| n == 1).await;
+    let q = "SELECT COUNT(*) FROM violations WHERE rule = 'quantum-claims'";
+    assert_eq!(s.wait_for(q, |_| true).await, 0);
+    std::fs::write(
+        s.path("rules/extra.yaml"),
+        "pack: extra\nrules:\n  - id: quantum-claims\n    severity: high\n    message: 伪科学宣传\n    clause: [\"5.3\"]\n    check:\n      phrases:\n        terms: [量子波动]\n",
+    )
+    .unwrap();
+    h.reload().await.unwrap();
+    assert_eq!(s.wait_for(q, |n| n == 1).await, 1);
+    h.shutdown().await.unwrap();
+}
