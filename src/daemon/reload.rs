@@ -77,3 +77,39 @@ pub fn watch(paths: &[PathBuf], tx: mpsc::Sender<()>) -> Option<notify::Recommen
     });
     Some(watcher)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn edits_to_the_rules_or_the_config_ask_for_one_reload_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let config = dir.path().join("complyd.yaml");
+        std::fs::write(&config, "state: var\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let _w = watch(&[rules.clone(), config.clone()], tx).unwrap();
+
+        // A burst of edits to a pack: one reload.
+        for i in 0..5 {
+            std::fs::write(rules.join("claims.yaml"), format!("# {i}\n")).unwrap();
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap(), Some(()));
+        assert!(
+            tokio::time::timeout(SETTLE * 2, rx.recv()).await.is_err(),
+            "one reload per burst"
+        );
+        // The state folder beside the config changes all the time: ignored.
+        std::fs::create_dir(dir.path().join("var")).unwrap();
+        std::fs::write(dir.path().join("var/complyd.db"), "x").unwrap();
+        assert!(tokio::time::timeout(SETTLE * 3, rx.recv()).await.is_err());
+        // The config replaced by rename, as editors save: a reload.
+        std::fs::write(dir.path().join(".complyd.yaml.swp"), "state: st\n").unwrap();
+        std::fs::rename(dir.path().join(".complyd.yaml.swp"), &config).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(got.unwrap(), Some(()));
+    }
+}

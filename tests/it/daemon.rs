@@ -276,6 +276,33 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
     run();
     assert_eq!(count("SELECT COUNT(*) FROM violations"), violations);
     assert_eq!(count("SELECT COUNT(*) FROM outbox"), violations);
+
+    // `status` reads it back: the log and its lines, the folder, the
+    // malformed line of the sample log, the outbox.
+    let out = assert_cmd::Command::cargo_bin("complyd")
+        .unwrap()
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines = count("SELECT SUM(lines) FROM sources");
+    assert!(
+        text.contains(&format!("activity.jsonl: {lines} lines, last read 20")),
+        "{text}"
+    );
+    assert!(text.contains("folders: 6 files checked"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "outbox: 0 waiting, {violations} sent, 0 failed for good"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("activity.jsonl:10: malformed event"),
+        "{text}"
+    );
+    assert!(text.contains("open obligations: "), "{text}");
 }
 
 /// Waivers from waivers.yaml and from `complyd violations waive` keep
