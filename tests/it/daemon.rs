@@ -433,3 +433,30 @@ async fn a_new_rule_is_applied_to_files_already_checked() {
     assert_eq!(s.wait_for(q, |n| n == 1).await, 1);
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_that_fell_due_while_down_fire_at_start() {
+    let s = Setup::new();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    std::fs::write(
+        s.path("logs/activity.jsonl"),
+        r#"{"ts":"2026-03-02T10:00:00+08:00","type":"message.received","thread":"t1","account":"ks-service","channel":"dm","complexity":"general","text":"在吗"}
+"#,
+    )
+    .unwrap();
+    s.wait_for("SELECT COALESCE(SUM(lines), 0) FROM sources", |n| n == 1)
+        .await;
+    h.shutdown().await.unwrap();
+    let q = "SELECT COUNT(*) FROM violations WHERE rule = 'reply-general-1h'";
+    assert_eq!(s.wait_for(q, |_| true).await, 0);
+    // Down over the due instant (11:00 + lateness); the clock jumps.
+    clock.set(t("2026-03-02T14:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    assert_eq!(s.wait_for(q, |n| n == 1).await, 1);
+    h.shutdown().await.unwrap();
+}
