@@ -13,6 +13,7 @@ pub mod logging;
 pub mod mail;
 pub mod record;
 pub mod reload;
+pub mod route;
 pub mod run;
 pub mod sdnotify;
 pub mod status;

@@ -1,0 +1,201 @@
+//! Who hears of a violation, and when: recipient groups and routes.
+//!
+//! ```yaml
+//! mail:
+//!   groups:
+//!     supervision: [jiandu@example.com]        # 内部监督小组
+//!     rule-admins: [hegui@example.com]
+//!     service-leads: [kefu-lead@example.com]
+//!   routes:                                    # every matching route sends
+//!     - {severity: [critical], to: [supervision], delivery: immediate}
+//!     - {tags: [replies, timeliness], to: [service-leads], delivery: 30m}
+//!     - {to: [supervision], delivery: "daily 09:00"}   # no condition: everything
+//!   config_errors: [rule-admins]
+//! ```
+//!
+//! Without `routes`, every violation goes at once to `mail.to`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::record::Record;
+use crate::finding::Severity;
+
+/// When a route's messages go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Immediate,
+    /// Collected and sent as one digest at the end of each window.
+    Every(Duration),
+    /// One digest a day at this local time.
+    DailyAt(jiff::civil::Time),
+}
+
+impl Delivery {
+    pub fn parse(s: &str) -> Result<Delivery, String> {
+        let s = s.trim();
+        if s == "immediate" {
+            return Ok(Delivery::Immediate);
+        }
+        if let Some(t) = s.strip_prefix("daily") {
+            let t: jiff::civil::Time = t
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}`: write the time as daily HH:MM, e.g. daily 09:00"))?;
+            return Ok(Delivery::DailyAt(t));
+        }
+        crate::rules::cond::parse_duration(s)
+            .map(Delivery::Every)
+            .map_err(|_| format!("`{s}` is not immediate, a window such as 30m, or daily HH:MM"))
+    }
+
+    /// When a violation found at `now` is sent: at once, or at the end of
+    /// the window it falls in (windows are aligned to the epoch, so every
+    /// violation of the same window shares the instant and one digest).
+    pub fn send_at(&self, now: Timestamp, tz: &jiff::tz::TimeZone) -> Timestamp {
+        match self {
+            Delivery::Immediate => now,
+            Delivery::Every(d) => {
+                let w = i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1);
+                let ms = now.as_millisecond();
+                let end = (ms.div_euclid(w) + 1).saturating_mul(w);
+                Timestamp::from_millisecond(end).unwrap_or(now)
+            }
+            Delivery::DailyAt(t) => {
+                let local = tz.to_datetime(now);
+                let today = local.date().to_datetime(*t);
+                let at = if today > local {
+                    today
+                } else {
+                    today + SignedDuration::from_hours(24)
+                };
+                tz.to_timestamp(at).unwrap_or(now)
+            }
+        }
+    }
+}
+
+/// One route: conditions (all given ones must hold; none = everything),
+/// recipients, delivery.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub rules: Vec<String>,
+    pub tags: Vec<String>,
+    pub severity: Vec<Severity>,
+    /// Group names.
+    pub to: Vec<String>,
+    pub delivery: Delivery,
+}
+
+impl Route {
+    pub fn matches(&self, r: &Record) -> bool {
+        (self.rules.is_empty() || self.rules.contains(&r.rule))
+            && (self.tags.is_empty() || r.tags.iter().any(|t| self.tags.contains(t)))
+            && (self.severity.is_empty() || self.severity.contains(&r.severity))
+    }
+}
+
+/// Groups and routes, validated (every group named by a route exists).
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub routes: Vec<Route>,
+    /// Groups that receive configuration errors raised by a reload.
+    pub config_errors: Vec<String>,
+}
+
+/// Where and when one violation is mailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    /// Index of the route (for grouping digests); `None`: the default.
+    pub route: Option<usize>,
+    pub to: Vec<String>,
+    pub send_at: Timestamp,
+}
+
+impl Routing {
+    /// Every matching route's dispatch; without routes, `fallback` at once.
+    /// Configuration errors go to `config_errors` (or `fallback`) at once.
+    pub fn dispatch(
+        &self,
+        r: &Record,
+        fallback: &[String],
+        now: Timestamp,
+        tz: &jiff::tz::TimeZone,
+    ) -> Vec<Dispatch> {
+        let addresses = |groups: &[String]| -> Vec<String> {
+            let mut v: Vec<String> = groups
+                .iter()
+                .flat_map(|g| self.groups.get(g).cloned().unwrap_or_default())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        if r.rule == super::core::CONFIG_ERROR {
+            let to = if self.config_errors.is_empty() {
+                fallback.to_vec()
+            } else {
+                addresses(&self.config_errors)
+            };
+            return vec![Dispatch {
+                route: None,
+                to,
+                send_at: now,
+            }];
+        }
+        if self.routes.is_empty() {
+            return vec![Dispatch {
+                route: None,
+                to: fallback.to_vec(),
+                send_at: now,
+            }];
+        }
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| route.matches(r))
+            .map(|(i, route)| Dispatch {
+                route: Some(i),
+                to: addresses(&route.to),
+                send_at: route.delivery.send_at(now, tz),
+            })
+            .filter(|d| !d.to.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tz() -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_and_daily_digests_end_where_expected() {
+        let now = ts("2026-03-02T10:07:00+08:00");
+        assert_eq!(Delivery::parse("immediate").unwrap().send_at(now, &tz()), now);
+        assert_eq!(
+            Delivery::parse("30m").unwrap().send_at(now, &tz()),
+            ts("2026-03-02T10:30:00+08:00")
+        );
+        assert_eq!(
+            Delivery::parse("daily 09:00").unwrap().send_at(now, &tz()),
+            ts("2026-03-03T09:00:00+08:00")
+        );
+        assert_eq!(
+            Delivery::parse("daily 18:00").unwrap().send_at(now, &tz()),
+            ts("2026-03-02T18:00:00+08:00")
+        );
+        assert!(Delivery::parse("daily 9am").is_err());
+        assert!(Delivery::parse("soon").is_err());
+    }
+}
