@@ -15,6 +15,7 @@ pub mod record;
 pub mod reload;
 pub mod run;
 pub mod sdnotify;
+pub mod smtp;
 pub mod status;
 pub mod store;
 pub mod tail;
