@@ -340,7 +340,11 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     } else {
         // A `password:` key is refused; its value must not be printed in
         // the diagnostic's snippet either.
-        let src = match raw.mail.as_ref().and_then(|m| m.smtp.as_ref()?.password.as_ref()) {
+        let src = match raw
+            .mail
+            .as_ref()
+            .and_then(|m| m.smtp.as_ref()?.password.as_ref())
+        {
             Some(p) => mask(&src, p.referenced.span()),
             None => src,
         };
@@ -468,7 +472,10 @@ fn smtp_section(
         (None, None) => None,
     };
     let username = s.username.as_ref().map(|u| u.value.clone());
-    match (&s.username, s.password_file.as_ref().or(s.password_credential.as_ref())) {
+    match (
+        &s.username,
+        s.password_file.as_ref().or(s.password_credential.as_ref()),
+    ) {
         (Some(u), None) if s.password.is_none() => invalid(
             &u.referenced,
             "`username` without a password: add `password_file` or `password_credential`".into(),
@@ -483,7 +490,9 @@ fn smtp_section(
         Some(f) => {
             let p = base.join(&f.value);
             match std::fs::read(&p) {
-                Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+                Ok(pem)
+                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
+                {
                     (Some(p), Some(pem))
                 }
                 Ok(_) => {
@@ -523,7 +532,10 @@ fn smtp_section(
         None => DEFAULT_SMTP_TIMEOUT,
     };
     let hello_name = s.hello_name.as_ref().map(|h| {
-        if h.value.is_empty() || h.value.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        if h.value.is_empty()
+            || h.value
+                .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
             invalid(&h.referenced, format!("`{}` is not a host name", h.value));
         }
         h.value.clone()

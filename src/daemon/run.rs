@@ -686,7 +686,10 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         transport.shutdown().await;
         let waiting = if unreachable {
             let n = core.store().outbox_counts()?.pending;
-            format!(" ({} could not be reached; {n} message(s) wait for the next run)", transport.describe())
+            format!(
+                " ({} could not be reached; {n} message(s) wait for the next run)",
+                transport.describe()
+            )
         } else {
             String::new()
         };

@@ -44,7 +44,13 @@ pub enum Transport {
 
 /// An SMTP server and its one pooled connection.
 pub struct Smtp {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    /// Replaced by a fresh pool after a timeout, so a connection left in
+    /// the middle of a command is never reused.
+    inner: std::sync::Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+    builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    /// The longest one message may take, connecting included (lettre's
+    /// own timeout covers only the TCP connect).
+    timeout: Duration,
     /// `host:port (security)`, for logs and the run summary.
     server: String,
     /// Scrubbed from every error text, whatever a server echoes.
@@ -86,12 +92,30 @@ impl Transport {
             Transport::Dir(dir) => mail::deliver_to_dir(dir, item, msg).map(|_| ()),
             Transport::Smtp(s) => {
                 let raw = msg.formatted();
-                let result = s.inner.send_raw(msg.envelope(), &raw).await;
+                let inner = s.transport();
+                let result =
+                    tokio::time::timeout(s.timeout, inner.send_raw(msg.envelope(), &raw)).await;
                 // The pool takes the connection back in a task of its own;
                 // let it run before the next message asks for one, so the
                 // burst keeps using the same connection.
                 tokio::task::yield_now().await;
-                result.map(|_| ()).map_err(|e| s.classify(&e))
+                match result {
+                    Ok(r) => r.map(|_| ()).map_err(|e| s.classify(&e)),
+                    Err(_) => {
+                        // The connection may be in the middle of a command:
+                        // start over with a new pool.
+                        *s.inner.lock().unwrap_or_else(|e| e.into_inner()) =
+                            s.builder.clone().build();
+                        Err(SendError {
+                            reason: format!(
+                                "smtp {}: no answer within {:?} (timeout)",
+                                s.server, s.timeout
+                            ),
+                            permanent: false,
+                            unreachable: true,
+                        })
+                    }
+                }
             }
         }
     }
@@ -99,12 +123,16 @@ impl Transport {
     /// Closes the pooled connection (QUIT).
     pub async fn shutdown(&self) {
         if let Transport::Smtp(s) = self {
-            s.inner.shutdown().await;
+            s.transport().shutdown().await;
         }
     }
 }
 
 impl Smtp {
+    fn transport(&self) -> AsyncSmtpTransport<Tokio1Executor> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn new(cfg: &SmtpConfig) -> Result<Smtp, String> {
         let server = format!("{}:{} ({})", cfg.host, cfg.port, cfg.security.as_str());
         let tls = match cfg.security {
@@ -127,7 +155,9 @@ impl Smtp {
             ));
         }
         Ok(Smtp {
-            inner: b.build(),
+            inner: std::sync::Mutex::new(b.clone().build()),
+            builder: b,
+            timeout: cfg.timeout,
             server,
             password: cfg.password.clone(),
         })
