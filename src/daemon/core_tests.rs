@@ -215,8 +215,10 @@ fn dropped_file_claims_are_recorded_once_and_follow_edits() {
     // not taken as fixed.
     std::fs::write(&file, "x".repeat(2048)).unwrap();
     set_mtime(&file, 4_500);
-    let mut small = Limits::default();
-    small.max_file_bytes = 1024;
+    let small = Limits {
+        max_file_bytes: 1024,
+        ..Limits::default()
+    };
     let mut tight = open_core(&dir.path().join("state/complyd.db"), small);
     tight.check_file(&file, now).unwrap();
     assert_eq!(status_of(&tight, "guaranteed-efficacy", &subject), ["open"]);
