@@ -689,4 +689,66 @@ mod tests {
         assert_eq!(lines, [3, 4, 6], "{err}");
         assert!(err.diagnostics.iter().all(|d| d.code == Code::InvalidValue));
     }
+
+    #[test]
+    fn the_smtp_section_reads_the_password_from_a_file_and_never_from_the_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret-pw\n").unwrap();
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(
+            &ok,
+            "mail:\n  smtp:\n    host: smtp.example.com\n    username: complyd\n    password_file: pw\n",
+        )
+        .unwrap();
+        let s = load(&ok).unwrap().daemon.mail.smtp.unwrap();
+        assert_eq!((s.port, s.security), (587, SmtpSecurity::StartTls));
+        assert_eq!(s.timeout, DEFAULT_SMTP_TIMEOUT);
+        assert_eq!(s.password.as_ref().unwrap().expose(), "s3cret-pw");
+        assert!(!format!("{s:?}").contains("s3cret"));
+
+        let tls = dir.path().join("tls.yaml");
+        std::fs::write(&tls, "mail: {smtp: {host: h, security: tls}}\n").unwrap();
+        assert_eq!(load(&tls).unwrap().daemon.mail.smtp.unwrap().port, 465);
+
+        // A password in the YAML: an error that names password_file, and
+        // the value is masked in the rendered snippet.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "mail:\n  smtp:\n    host: h\n    username: u\n    password: hunter2-secret\n    security: ssl\n    port: 0\n    timeout: soon\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
+        assert_eq!(lines, [6, 7, 5, 8], "{err}");
+        let text = err.render_as(false, "the configuration");
+        assert!(text.contains("password_file"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let both = dir.path().join("both.yaml");
+        std::fs::write(
+            &both,
+            "mail: {smtp: {host: h, username: u, password_file: pw, password_credential: smtp}}\n\
+             # unknown keys are refused\n",
+        )
+        .unwrap();
+        assert!(load(&both).is_err());
+        let unknown = dir.path().join("unknown.yaml");
+        std::fs::write(&unknown, "mail: {smtp: {host: h, passwd: x}}\n").unwrap();
+        assert_eq!(
+            load(&unknown).unwrap_err().diagnostics[0].code,
+            Code::UnknownKey
+        );
+        let missing = dir.path().join("missing.yaml");
+        std::fs::write(
+            &missing,
+            "mail: {smtp: {host: h, username: u, password_file: nope}}\n",
+        )
+        .unwrap();
+        let err = load(&missing).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the password file"),
+            "{err}"
+        );
+    }
 }
