@@ -11,10 +11,12 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Debian packages the daemon's tests use for real: logrotate (rotation by
-# rename and by copytruncate) and systemd-analyze (the unit's verify and
-# security rating). Installed only when missing.
+# rename and by copytruncate), systemd-analyze (the unit's verify and
+# security rating) and openssl (the SMTP tests' self-signed certificate).
+# Installed only when missing.
 need_apt=()
 command -v logrotate >/dev/null 2>&1 || need_apt+=(logrotate)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
   sudo_=""

@@ -17,6 +17,15 @@
 //!   dir: /var/lib/complyd/mail     # .eml files, when no SMTP server is configured
 //!   from: complyd@example.com
 //!   to: [supervision@example.com]
+//!   smtp:                          # deliver by SMTP instead of writing .eml files
+//!     host: smtp.example.com
+//!     port: 587                    # default: 587 starttls, 465 tls, 25 none
+//!     security: starttls           # starttls (required) | tls (implicit) | none
+//!     username: complyd
+//!     password_file: /etc/complyd/smtp-password   # or password_credential: <name>
+//!     ca_file: /etc/complyd/ca.pem # extra trusted root (private CA)
+//!     timeout: 30s
+//!     hello_name: complyd.example.com
 //! calendar:
 //!   time_zone: Asia/Shanghai
 //!   working_hours: [09:00-12:00, 13:30-18:00]
@@ -87,6 +96,34 @@ struct RawMail {
     from: Option<Spanned<String>>,
     #[serde(default)]
     to: Vec<Spanned<String>>,
+    #[serde(default)]
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Spanned<String>,
+    #[serde(default)]
+    port: Option<Spanned<u16>>,
+    #[serde(default)]
+    security: Option<Spanned<String>>,
+    #[serde(default)]
+    username: Option<Spanned<String>>,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    password_credential: Option<Spanned<String>>,
+    /// Refused with its own message (and masked in the diagnostic's
+    /// snippet): the password never lives in the YAML.
+    #[serde(default)]
+    password: Option<Spanned<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    hello_name: Option<Spanned<String>>,
 }
 
 /// The validated configuration.
@@ -120,7 +157,98 @@ pub struct MailConfig {
     pub dir: PathBuf,
     pub from: String,
     pub to: Vec<String>,
+    /// Deliver by SMTP instead of writing files.
+    pub smtp: Option<SmtpConfig>,
 }
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection, then STARTTLS — required: a server that does not
+    /// offer it is an error, never a fallback to plain text.
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No encryption (a relay on localhost).
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        }
+    }
+}
+
+/// A secret read from a file: `Debug` prints `***`, and there is no
+/// `Display`, so it cannot end up in a log line or an error by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
+    /// The secret itself, for the one place that needs it (AUTH).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The `mail.smtp` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// With `password`: AUTH (PLAIN or LOGIN, as the server offers).
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// An extra trusted root, PEM (a private CA or a self-signed server);
+    /// the system roots stay trusted.
+    pub ca_file: Option<PathBuf>,
+    pub ca_pem: Option<Vec<u8>>,
+    pub timeout: Duration,
+    /// The EHLO name; default: this machine's host name.
+    pub hello_name: Option<String>,
+}
+
+impl SmtpConfig {
+    /// A plain connection to `host:port`, no AUTH, default timeout.
+    pub fn new(host: impl Into<String>, port: u16, security: SmtpSecurity) -> SmtpConfig {
+        SmtpConfig {
+            host: host.into(),
+            port,
+            security,
+            username: None,
+            password: None,
+            ca_file: None,
+            ca_pem: None,
+            timeout: DEFAULT_SMTP_TIMEOUT,
+            hello_name: None,
+        }
+    }
+}
+
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the daemon watches and where it keeps its state.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +291,7 @@ impl DaemonConfig {
                 dir: state_dir.join("mail"),
                 from: DEFAULT_FROM.into(),
                 to: vec![DEFAULT_TO.into()],
+                smtp: None,
             },
             state_dir,
             watch: Vec::new(),
@@ -209,8 +338,219 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     if diags.is_empty() {
         Ok(Config { calendar, daemon })
     } else {
+        // A `password:` key is refused; its value must not be printed in
+        // the diagnostic's snippet either.
+        let src = match raw
+            .mail
+            .as_ref()
+            .and_then(|m| m.smtp.as_ref()?.password.as_ref())
+        {
+            Some(p) => mask(&src, p.referenced.span()),
+            None => src,
+        };
         Err(fail(diags, Some(src)))
     }
+}
+
+/// `src` with the characters of `span` replaced by `*` (line breaks kept).
+fn mask(src: &str, span: serde_saphyr::Span) -> String {
+    let (start, len) = (span.offset() as usize, span.len().max(1) as usize);
+    src.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if (start..start + len).contains(&i) && c != '\n' && c != '\r' {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Reads a password file: the first line, without its line break (an
+/// editor's trailing newline is not part of the password).
+fn read_password(p: &Path) -> Result<Secret, String> {
+    let s = std::fs::read_to_string(p).map_err(|e| {
+        format!(
+            "cannot read the password file {}: {}",
+            p.display(),
+            crate::rules::compile::io_reason(&e)
+        )
+    })?;
+    let s = s.lines().next().unwrap_or_default();
+    if s.is_empty() {
+        return Err(format!("the password file {} is empty", p.display()));
+    }
+    Ok(Secret(s.to_string()))
+}
+
+fn smtp_section(
+    path: &Path,
+    base: &Path,
+    s: &RawSmtp,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<SmtpConfig> {
+    let before = diags.len();
+    let mut invalid = |pos: &serde_saphyr::Location, msg: String| {
+        diags.push(Diagnostic::new(
+            path,
+            Pos::from(pos),
+            Code::InvalidValue,
+            msg,
+        ));
+    };
+    let host = s.host.value.trim().to_string();
+    if host.is_empty() {
+        invalid(&s.host.referenced, "`host` is empty".into());
+    }
+    let security = match s.security.as_ref() {
+        None => SmtpSecurity::StartTls,
+        Some(v) => match v.value.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            "none" => SmtpSecurity::None,
+            other => {
+                invalid(
+                    &v.referenced,
+                    format!("unknown security `{other}`: write starttls, tls or none"),
+                );
+                SmtpSecurity::StartTls
+            }
+        },
+    };
+    let port = match &s.port {
+        Some(p) if p.value == 0 => {
+            invalid(&p.referenced, "port 0 is not a port".into());
+            0
+        }
+        Some(p) => p.value,
+        None => security.default_port(),
+    };
+    if let Some(p) = &s.password {
+        invalid(
+            &p.referenced,
+            "the SMTP password may not be written in the configuration: put it in a file \
+             readable only by complyd and name that file with `password_file` (or, under \
+             systemd, use LoadCredential= and `password_credential`)"
+                .into(),
+        );
+    }
+    let password = match (&s.password_file, &s.password_credential) {
+        (Some(_), Some(c)) => {
+            invalid(
+                &c.referenced,
+                "`password_file` and `password_credential` both given: name one".into(),
+            );
+            None
+        }
+        (Some(f), None) => read_password(&base.join(&f.value))
+            .map_err(|e| invalid(&f.referenced, e))
+            .ok(),
+        (None, Some(c)) => {
+            let name = &c.value;
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                invalid(&c.referenced, format!("`{name}` is not a credential name"));
+                None
+            } else {
+                match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                    Some(dir) => read_password(&Path::new(&dir).join(name))
+                        .map_err(|e| invalid(&c.referenced, e))
+                        .ok(),
+                    None => {
+                        invalid(
+                            &c.referenced,
+                            format!(
+                                "`password_credential: {name}` needs $CREDENTIALS_DIRECTORY, which \
+                                 systemd sets for a unit with LoadCredential={name}:<file>"
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let username = s.username.as_ref().map(|u| u.value.clone());
+    match (
+        &s.username,
+        s.password_file.as_ref().or(s.password_credential.as_ref()),
+    ) {
+        (Some(u), None) if s.password.is_none() => invalid(
+            &u.referenced,
+            "`username` without a password: add `password_file` or `password_credential`".into(),
+        ),
+        (None, Some(p)) => invalid(
+            &p.referenced,
+            "a password without `username`: add the user name to log in with".into(),
+        ),
+        _ => {}
+    }
+    let (ca_file, ca_pem) = match &s.ca_file {
+        Some(f) => {
+            let p = base.join(&f.value);
+            match std::fs::read(&p) {
+                Ok(pem)
+                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
+                {
+                    (Some(p), Some(pem))
+                }
+                Ok(_) => {
+                    invalid(
+                        &f.referenced,
+                        format!("{}: no PEM certificate in it", p.display()),
+                    );
+                    (None, None)
+                }
+                Err(e) => {
+                    invalid(
+                        &f.referenced,
+                        format!(
+                            "cannot read {}: {}",
+                            p.display(),
+                            crate::rules::compile::io_reason(&e)
+                        ),
+                    );
+                    (None, None)
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let timeout = match &s.timeout {
+        Some(t) => match crate::rules::cond::parse_duration(&t.value) {
+            Ok(d) if d.is_zero() => {
+                invalid(&t.referenced, "the timeout must be longer than 0".into());
+                DEFAULT_SMTP_TIMEOUT
+            }
+            Ok(d) => d,
+            Err(e) => {
+                invalid(&t.referenced, e);
+                DEFAULT_SMTP_TIMEOUT
+            }
+        },
+        None => DEFAULT_SMTP_TIMEOUT,
+    };
+    let hello_name = s.hello_name.as_ref().map(|h| {
+        if h.value.is_empty()
+            || h.value
+                .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            invalid(&h.referenced, format!("`{}` is not a host name", h.value));
+        }
+        h.value.clone()
+    });
+    (diags.len() == before).then_some(SmtpConfig {
+        host,
+        port,
+        security,
+        username,
+        password,
+        ca_file,
+        ca_pem,
+        timeout,
+        hello_name,
+    })
 }
 
 fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> DaemonConfig {
@@ -285,6 +625,9 @@ fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> 
         if !m.to.is_empty() {
             c.mail.to = m.to.iter().map(&mut address).collect();
         }
+        if let Some(s) = &m.smtp {
+            c.mail.smtp = smtp_section(path, base, s, diags);
+        }
     }
     c
 }
@@ -345,5 +688,67 @@ mod tests {
         let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
         assert_eq!(lines, [3, 4, 6], "{err}");
         assert!(err.diagnostics.iter().all(|d| d.code == Code::InvalidValue));
+    }
+
+    #[test]
+    fn the_smtp_section_reads_the_password_from_a_file_and_never_from_the_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret-pw\n").unwrap();
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(
+            &ok,
+            "mail:\n  smtp:\n    host: smtp.example.com\n    username: complyd\n    password_file: pw\n",
+        )
+        .unwrap();
+        let s = load(&ok).unwrap().daemon.mail.smtp.unwrap();
+        assert_eq!((s.port, s.security), (587, SmtpSecurity::StartTls));
+        assert_eq!(s.timeout, DEFAULT_SMTP_TIMEOUT);
+        assert_eq!(s.password.as_ref().unwrap().expose(), "s3cret-pw");
+        assert!(!format!("{s:?}").contains("s3cret"));
+
+        let tls = dir.path().join("tls.yaml");
+        std::fs::write(&tls, "mail: {smtp: {host: h, security: tls}}\n").unwrap();
+        assert_eq!(load(&tls).unwrap().daemon.mail.smtp.unwrap().port, 465);
+
+        // A password in the YAML: an error that names password_file, and
+        // the value is masked in the rendered snippet.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "mail:\n  smtp:\n    host: h\n    username: u\n    password: hunter2-secret\n    security: ssl\n    port: 0\n    timeout: soon\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
+        assert_eq!(lines, [6, 7, 5, 8], "{err}");
+        let text = err.render_as(false, "the configuration");
+        assert!(text.contains("password_file"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let both = dir.path().join("both.yaml");
+        std::fs::write(
+            &both,
+            "mail: {smtp: {host: h, username: u, password_file: pw, password_credential: smtp}}\n\
+             # unknown keys are refused\n",
+        )
+        .unwrap();
+        assert!(load(&both).is_err());
+        let unknown = dir.path().join("unknown.yaml");
+        std::fs::write(&unknown, "mail: {smtp: {host: h, passwd: x}}\n").unwrap();
+        assert_eq!(
+            load(&unknown).unwrap_err().diagnostics[0].code,
+            Code::UnknownKey
+        );
+        let missing = dir.path().join("missing.yaml");
+        std::fs::write(
+            &missing,
+            "mail: {smtp: {host: h, username: u, password_file: nope}}\n",
+        )
+        .unwrap();
+        let err = load(&missing).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the password file"),
+            "{err}"
+        );
     }
 }

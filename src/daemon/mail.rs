@@ -20,6 +20,10 @@ pub struct SendError {
     pub reason: String,
     /// Retrying cannot help (a 5xx answer, an invalid address).
     pub permanent: bool,
+    /// The server could not be reached or spoken to at all (connection
+    /// refused, timeout, TLS handshake): every message would fail the same
+    /// way, so the mailer pauses the whole queue, not just this message.
+    pub unreachable: bool,
 }
 
 /// Builds the message for an outbox row.
@@ -27,6 +31,7 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
     let bad = |reason: String| SendError {
         reason,
         permanent: true,
+        unreachable: false,
     };
     let r = &item.record;
     let from: Mailbox = cfg
@@ -208,6 +213,7 @@ pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<Pa
             crate::rules::compile::io_reason(&e)
         ),
         permanent: false,
+        unreachable: false,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let name = format!("{}.{}.eml", item.record.fingerprint, item.kind);
@@ -256,6 +262,7 @@ mod tests {
             dir: PathBuf::from("x"),
             from: "complyd@example.com".into(),
             to: vec!["sup@example.com".into()],
+            smtp: None,
         };
         let msg = build(&cfg, &item("violation")).unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
@@ -277,6 +284,7 @@ mod tests {
             dir: PathBuf::from("x"),
             from: "complyd@example.com".into(),
             to: vec!["sup@example.com".into()],
+            smtp: None,
         };
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
         assert!(

@@ -16,6 +16,7 @@ pub mod reload;
 pub mod route;
 pub mod run;
 pub mod sdnotify;
+pub mod smtp;
 pub mod status;
 pub mod store;
 pub mod tail;

@@ -8,7 +8,7 @@
 //!  tailer (LogSet) ───► Log{lines, cursor} ───┼─► core actor (own thread) ─► SQLite
 //!  SIGHUP / rules dir ► Reload ───────────────┤      timer: next deadline      │ outbox
 //!  mailer ◄──── OutboxDue / OutboxResult ─────┘                                ▼
-//!                                                                 .eml folder (SMTP: issue 6)
+//!                                                    .eml folder or SMTP server (smtp.rs)
 //! ```
 
 use std::collections::HashMap;
@@ -22,8 +22,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::clock::Clock;
 use super::core::{Core, FileOutcome, LogLine};
 use super::store::{OutboxItem, Store, StoreError};
-use super::{mail, tail, watch as fswatch};
-use crate::config::{Config, DaemonConfig};
+use super::{mail, smtp, tail, watch as fswatch};
+use crate::config::{Config, DaemonConfig, MailConfig};
 use crate::engine::Env;
 use crate::extract::Limits;
 use crate::rules::RuleSet;
@@ -78,7 +78,8 @@ pub enum Msg {
         cursor: String,
     },
     Reload(Option<oneshot::Sender<Result<(), String>>>),
-    OutboxDue(oneshot::Sender<Vec<OutboxItem>>),
+    /// Due messages, and when the next retry falls due.
+    OutboxDue(oneshot::Sender<(Vec<OutboxItem>, Option<Timestamp>)>),
     OutboxResult {
         id: i64,
         result: Result<(), (String, Option<Timestamp>)>,
@@ -305,61 +306,18 @@ pub async fn start(
         }));
     }
 
-    // The mailer: asks the core for due messages, delivers, reports back.
+    // The mailer: asks the core for due messages, delivers them one after
+    // the other (over one SMTP connection), reports each result back.
+    let transport = smtp::Transport::new(&d.mail).map_err(RunError::Config)?;
+    tracing::info!("mail goes to {}", transport.describe());
     {
         let tx2 = tx.clone();
-        let mut stop = shutdown_rx.clone();
+        let stop = shutdown_rx.clone();
         let cfg = d.mail.clone();
         let clock = clock.clone();
         let wake = mail_wake.clone();
         tasks.push(tokio::spawn(async move {
-            loop {
-                let (otx, orx) = oneshot::channel();
-                if tx2.send(Msg::OutboxDue(otx)).await.is_err() {
-                    break;
-                }
-                let items = orx.await.unwrap_or_default();
-                let idle = items.is_empty();
-                for item in items {
-                    // Finish the message in hand even when asked to stop.
-                    let now = clock.now();
-                    let result = mail::build(&cfg, &item)
-                        .and_then(|m| mail::deliver_to_dir(&cfg.dir, &item, &m).map(|_| ()))
-                        .map_err(|e| {
-                            let retry =
-                                (!e.permanent).then(|| now + backoff(item.id, item.attempts));
-                            tracing::warn!(
-                                "mail for violation {}: {}",
-                                item.record.fingerprint,
-                                e.reason
-                            );
-                            (e.reason, retry)
-                        });
-                    if tx2
-                        .send(Msg::OutboxResult {
-                            id: item.id,
-                            result,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if *stop.borrow() {
-                        return;
-                    }
-                }
-                if *stop.borrow() {
-                    break;
-                }
-                if idle {
-                    tokio::select! {
-                        _ = stop.changed() => break,
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                    }
-                }
-            }
+            mailer(transport, cfg, tx2, stop, clock, wake).await;
         }));
     }
 
@@ -371,6 +329,111 @@ pub async fn start(
         core: Some(core_thread),
         polling,
     })
+}
+
+/// The mailer task. Delivers what is due; a message that failed for a
+/// while is retried when its backoff ends (the task sleeps until the
+/// earliest retry, on the daemon's clock). When the server cannot be
+/// reached at all, the whole queue pauses with its own growing backoff —
+/// an outage of any length costs one attempt per pause, not one per
+/// message — and resumes by itself.
+async fn mailer(
+    transport: smtp::Transport,
+    cfg: MailConfig,
+    tx: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+) {
+    // Consecutive attempts that found the server unreachable.
+    let mut outage = 0u32;
+    'run: loop {
+        if outage > 0 {
+            let until = clock.now() + backoff(0, outage - 1);
+            while clock.now() < until {
+                tokio::select! {
+                    _ = stop.changed() => break 'run,
+                    _ = clock.sleep_until(until) => {}
+                }
+            }
+        }
+        let (otx, orx) = oneshot::channel();
+        if tx.send(Msg::OutboxDue(otx)).await.is_err() {
+            break;
+        }
+        let (items, next) = orx.await.unwrap_or_default();
+        let idle = items.is_empty();
+        for item in items {
+            // Finish the message in hand even when asked to stop.
+            let (result, unreachable) = deliver(&transport, &cfg, &item, clock.now()).await;
+            outage = if unreachable { outage + 1 } else { 0 };
+            if tx
+                .send(Msg::OutboxResult {
+                    id: item.id,
+                    result,
+                })
+                .await
+                .is_err()
+            {
+                break 'run;
+            }
+            if *stop.borrow() {
+                break 'run;
+            }
+            if unreachable {
+                continue 'run;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if idle {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = wake.notified() => {}
+                _ = async {
+                    match next {
+                        Some(t) => clock.sleep_until(t).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
+    transport.shutdown().await;
+}
+
+/// Builds and sends one message; the outbox result, and whether the
+/// server was unreachable.
+async fn deliver(
+    transport: &smtp::Transport,
+    cfg: &MailConfig,
+    item: &OutboxItem,
+    now: Timestamp,
+) -> (Result<(), (String, Option<Timestamp>)>, bool) {
+    let sent = match mail::build(cfg, item) {
+        Ok(m) => transport.send(item, &m).await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => (Ok(()), false),
+        Err(e) => {
+            let fp = &item.record.fingerprint;
+            if e.permanent {
+                tracing::error!("mail for violation {fp} failed for good: {}", e.reason);
+                (Err((e.reason, None)), false)
+            } else {
+                let retry = now + backoff(item.id, item.attempts);
+                tracing::warn!(
+                    "mail for violation {fp}: {}; retrying after {}",
+                    e.reason,
+                    retry
+                );
+                (Err((e.reason, Some(retry))), e.unreachable)
+            }
+        }
+    }
 }
 
 /// Exponential backoff with jitter, capped at an hour: 10 s, 20 s, 40 s …
@@ -516,7 +579,8 @@ async fn core_loop(
                     .store()
                     .outbox_due(clock.now(), 100)
                     .unwrap_or_default();
-                let _ = reply.send(items);
+                let next = core.store().outbox_next_attempt().unwrap_or_default();
+                let _ = reply.send((items, next));
             }
             Msg::OutboxResult { id, result } => {
                 retry(|| core.outbox_result(id, result.clone(), clock.now())).await;
@@ -607,31 +671,45 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         }
     }
     new += core.tick(now)?;
-    let mut mailed = 0usize;
-    loop {
-        let items = core.store().outbox_due(now, 500)?;
-        if items.is_empty() {
-            break;
+    // Deliver the outbox on a runtime of its own (lettre's SMTP transport
+    // is async); an unreachable server ends the pass, the rest waits.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Other(e.to_string()))?;
+    let (mailed, waiting, target) = rt.block_on(async {
+        let transport = smtp::Transport::new(&d.mail).map_err(RunError::Config)?;
+        let mut mailed = 0usize;
+        let mut unreachable = false;
+        'pass: loop {
+            let items = core.store().outbox_due(now, 500)?;
+            if items.is_empty() {
+                break;
+            }
+            for item in items {
+                let (result, down) = deliver(&transport, &d.mail, &item, now).await;
+                mailed += usize::from(result.is_ok());
+                core.outbox_result(item.id, result, now)?;
+                if down {
+                    unreachable = true;
+                    break 'pass;
+                }
+            }
         }
-        for item in items {
-            let result = mail::build(&d.mail, &item)
-                .and_then(|m| mail::deliver_to_dir(&d.mail.dir, &item, &m).map(|_| ()))
-                .map_err(|e| {
-                    tracing::warn!(
-                        "mail for violation {}: {}",
-                        item.record.fingerprint,
-                        e.reason
-                    );
-                    let retry = (!e.permanent).then(|| now + backoff(item.id, item.attempts));
-                    (e.reason, retry)
-                });
-            mailed += usize::from(result.is_ok());
-            core.outbox_result(item.id, result, now)?;
-        }
-    }
+        transport.shutdown().await;
+        let waiting = if unreachable {
+            let n = core.store().outbox_counts()?.pending;
+            format!(
+                " ({} could not be reached; {n} message(s) wait for the next run)",
+                transport.describe()
+            )
+        } else {
+            String::new()
+        };
+        Ok::<_, RunError>((mailed, waiting, transport.describe()))
+    })?;
     Ok(format!(
-        "{checked} file(s) checked, {lines_read} log line(s) read, {new} new violation(s), {mailed} mail(s) written to {}; {} event(s) held in the reorder window; state in {}",
-        d.mail.dir.display(),
+        "{checked} file(s) checked, {lines_read} log line(s) read, {new} new violation(s), {mailed} mail(s) delivered to {target}{waiting}; {} event(s) held in the reorder window; state in {}",
         core.held(),
         d.database().display()
     ))

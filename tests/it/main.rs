@@ -7,5 +7,6 @@ mod diagnostics;
 mod props;
 mod replay;
 mod shipped_rules;
+mod smtp;
 mod systemd;
 mod tail;
