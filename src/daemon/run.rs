@@ -490,6 +490,7 @@ async fn core_loop(
     let mut opts = opts;
     let ping = opts.notifier.watchdog_interval();
     let mut watchdog = tokio::time::interval(ping.unwrap_or(Duration::from_secs(3600)));
+    let mut skipped = 0usize;
     loop {
         let deadline = core.next_deadline();
         let msg = tokio::select! {
@@ -532,11 +533,23 @@ async fn core_loop(
                             mail_wake.notify_one();
                         }
                     }
-                    FileOutcome::Unchanged | FileOutcome::Gone => {}
+                    FileOutcome::Gone => {
+                        tracing::info!("{}: deleted before it could be checked", path.display());
+                    }
+                    FileOutcome::Unchanged => {}
                 }
             }
             Msg::Removed(path) => {
+                tracing::info!("{}: removed", path.display());
                 retry(|| core.file_removed(&path, clock.now())).await;
+            }
+            // Stopping: batches still queued (up to the channel's 64, each
+            // up to 1 MiB of a log being caught up on) are left for the next
+            // start, which reads them again from the last committed cursor.
+            // Every later batch is skipped too, so no cursor moves past a
+            // batch that was not evaluated.
+            Msg::Log { .. } if *stop.borrow() => {
+                skipped += 1;
             }
             Msg::Log { key, lines, cursor } => {
                 let n = retry(|| core.log_lines(&key, &lines, &cursor, clock.now())).await;
@@ -589,6 +602,9 @@ async fn core_loop(
                 let _ = reply.send(());
             }
         }
+    }
+    if skipped > 0 {
+        tracing::info!("{skipped} batch(es) of log lines left unread; the next start reads them");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod calendar;
 mod cli;
 mod daemon;
+mod daemon_process;
 mod diagnostics;
 mod props;
 mod replay;
