@@ -55,6 +55,11 @@ pub struct Core {
     persisted: HashSet<u64>,
     /// The engine's clock: never runs backwards.
     clock: Option<Timestamp>,
+    /// Logs still being caught up on (a batch that did not reach the end),
+    /// with the wall time of their last batch.
+    behind: std::collections::HashMap<String, Timestamp>,
+    /// The newest event time read (not after the wall clock).
+    newest: Option<Timestamp>,
     /// Lines that failed to parse since the last `take_malformed`.
     pub malformed: u64,
 }
@@ -78,6 +83,8 @@ impl Core {
             window,
             persisted,
             clock: None,
+            behind: std::collections::HashMap::new(),
+            newest: None,
             malformed: 0,
         })
     }
@@ -284,6 +291,26 @@ impl Core {
         cursor: &str,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
+        self.log_batch(key, lines, cursor, true, now)
+    }
+
+    /// As [`Core::log_lines`]; `at_end` says whether the batch reached the
+    /// end of the log. While a log is being caught up on, the engine's time
+    /// follows the events read, not the wall clock — as `replay` does — so a
+    /// deadline is not fired before the reply in the next batch is read.
+    pub fn log_batch(
+        &mut self,
+        key: &str,
+        lines: &[LogLine],
+        cursor: &str,
+        at_end: bool,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        if at_end {
+            self.behind.remove(key);
+        } else {
+            self.behind.insert(key.to_string(), now);
+        }
         let mut w = Writes::default();
         let n = lines.len() as u64;
         for l in lines {
@@ -311,6 +338,9 @@ impl Core {
                 });
             match parsed {
                 Ok(ev) => {
+                    if ev.ts <= now {
+                        self.newest = Some(self.newest.map_or(ev.ts, |n| n.max(ev.ts)));
+                    }
                     self.window.push(ev);
                 }
                 Err(e) if e.is_empty() => {}
@@ -394,7 +424,15 @@ impl Core {
     /// Releases events the window no longer holds and fires deadlines, all
     /// up to `now` minus the lateness.
     fn advance(&mut self, w: &mut Writes, now: Timestamp) {
-        let horizon = now - self.lateness;
+        // A log that stopped sending batches (deleted, unreadable) holds
+        // time back for a minute at most.
+        self.behind
+            .retain(|_, last| now.duration_since(*last) < SignedDuration::from_mins(1));
+        let time = match self.newest {
+            Some(n) if !self.behind.is_empty() => n.min(now),
+            _ => now,
+        };
+        let horizon = time - self.lateness;
         let mut effects = Vec::new();
         while let Some((id, ev)) = self.window.pop_through(horizon) {
             if self.persisted.contains(&id) {

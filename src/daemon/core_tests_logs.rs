@@ -466,3 +466,41 @@ fn a_held_row_that_no_longer_parses_does_not_block_new_ones() {
     core.log_lines(KEY, &[msg], &cursor(1), now).unwrap();
     assert_eq!(core.held(), 1);
 }
+
+/// Catching up on an old log in several batches: the engine's time follows
+/// the events read, so the reply in the next batch still discharges the
+/// question in time — no violation, no retraction mail.
+#[test]
+fn a_backlog_read_in_batches_is_judged_as_replay_judges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open_core(&dir.path().join("c.db"), Limits::default());
+    let log = dir.path().join("activity.jsonl");
+    let q = line(
+        &log,
+        1,
+        r#"{"ts":"2026-03-02T10:00:00+08:00","type":"message.received","thread":"b1","account":"ks-service","channel":"dm","complexity":"general","text":"在吗"}"#,
+    );
+    let a = line(
+        &log,
+        2,
+        r#"{"ts":"2026-03-02T10:30:00+08:00","type":"message.replied","thread":"b1","by":"li.na","text":"您好"}"#,
+    );
+    // Read months later, the question and the answer in two batches.
+    let now = ts("2026-11-26T12:00:00+08:00");
+    core.log_batch(KEY, &[q], &cursor(1), false, now).unwrap();
+    core.log_batch(KEY, &[a], &cursor(2), true, now).unwrap();
+    assert_eq!(
+        count(
+            &core,
+            "SELECT COUNT(*) FROM violations WHERE rule LIKE 'reply-%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &core,
+            "SELECT COUNT(*) FROM outbox o JOIN violations v ON v.id = o.violation WHERE v.rule LIKE 'reply-%'"
+        ),
+        0
+    );
+}

@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn windows_and_daily_digests_end_where_expected() {
         let now = ts("2026-03-02T10:07:00+08:00");
-        assert_eq!(Delivery::parse("immediate").unwrap().send_at(now, &tz()), now);
+        assert_eq!(
+            Delivery::parse("immediate").unwrap().send_at(now, &tz()),
+            now
+        );
         assert_eq!(
             Delivery::parse("30m").unwrap().send_at(now, &tz()),
             ts("2026-03-02T10:30:00+08:00")

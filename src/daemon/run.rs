@@ -76,6 +76,8 @@ pub enum Msg {
         key: String,
         lines: Vec<LogLine>,
         cursor: String,
+        /// The batch reached the end of the log (not catching up).
+        at_end: bool,
     },
     Reload(Option<oneshot::Sender<Result<(), String>>>),
     /// Due messages, and when the next retry falls due.
@@ -298,7 +300,16 @@ pub async fn start(
                     }
                     let lines = batch.lines;
                     let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
-                    if tx2.blocking_send(Msg::Log { key, lines, cursor }).is_err() {
+                    let at_end = at_end(&key, &batch.cursor);
+                    if tx2
+                        .blocking_send(Msg::Log {
+                            key,
+                            lines,
+                            cursor,
+                            at_end,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -436,6 +447,13 @@ async fn deliver(
     }
 }
 
+/// Whether a batch ended at the end of the live file at `key` (a batch
+/// from a rotated copy, or one that stopped at the size limit, did not).
+fn at_end(key: &str, cursor: &tail::Cursor) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(key).map_or(true, |m| m.ino() == cursor.ino && m.len() <= cursor.offset)
+}
+
 /// Exponential backoff with jitter, capped at an hour: 10 s, 20 s, 40 s …
 fn backoff(id: i64, attempts: u32) -> SignedDuration {
     let base = 10i64.saturating_mul(1i64 << attempts.min(9)).min(3600);
@@ -551,8 +569,13 @@ async fn core_loop(
             Msg::Log { .. } if *stop.borrow() => {
                 skipped += 1;
             }
-            Msg::Log { key, lines, cursor } => {
-                let n = retry(|| core.log_lines(&key, &lines, &cursor, clock.now())).await;
+            Msg::Log {
+                key,
+                lines,
+                cursor,
+                at_end,
+            } => {
+                let n = retry(|| core.log_batch(&key, &lines, &cursor, at_end, clock.now())).await;
                 if n > 0 {
                     mail_wake.notify_one();
                 }
@@ -683,7 +706,8 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
             lines_read += batch.lines.len();
             let lines = batch.lines;
             let cursor = serde_json::to_string(&batch.cursor).unwrap_or_default();
-            new += core.log_lines(&key, &lines, &cursor, now)?;
+            let at_end = at_end(&key, &batch.cursor);
+            new += core.log_batch(&key, &lines, &cursor, at_end, now)?;
         }
     }
     new += core.tick(now)?;
