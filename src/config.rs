@@ -98,6 +98,12 @@ struct RawMail {
     to: Vec<Spanned<String>>,
     #[serde(default)]
     smtp: Option<RawSmtp>,
+    #[serde(default)]
+    groups: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    routes: Vec<crate::daemon::route::RawRoute>,
+    #[serde(default)]
+    config_errors: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +165,8 @@ pub struct MailConfig {
     pub to: Vec<String>,
     /// Deliver by SMTP instead of writing files.
     pub smtp: Option<SmtpConfig>,
+    /// Recipient groups and routes; without routes everything goes to `to`.
+    pub routing: crate::daemon::route::Routing,
 }
 
 /// How the connection to the SMTP server is protected.
@@ -292,6 +300,7 @@ impl DaemonConfig {
                 from: DEFAULT_FROM.into(),
                 to: vec![DEFAULT_TO.into()],
                 smtp: None,
+                routing: Default::default(),
             },
             state_dir,
             watch: Vec::new(),
@@ -625,9 +634,16 @@ fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> 
         if !m.to.is_empty() {
             c.mail.to = m.to.iter().map(&mut address).collect();
         }
+        let groups = m
+            .groups
+            .iter()
+            .map(|(name, list)| (name.clone(), list.iter().map(&mut address).collect()))
+            .collect();
         if let Some(s) = &m.smtp {
             c.mail.smtp = smtp_section(path, base, s, diags);
         }
+        c.mail.routing =
+            crate::daemon::route::build(path, groups, &m.routes, &m.config_errors, diags);
     }
     c
 }
@@ -653,6 +669,41 @@ mod tests {
         let err = load(&bad).unwrap_err();
         assert_eq!(err.diagnostics[0].code, Code::UnknownKey, "{err}");
         assert_eq!(err.diagnostics[0].pos.line, 3);
+    }
+
+    #[test]
+    fn routes_name_existing_groups_severities_and_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "mail:\n  groups:\n    supervision: [a@example.com]\n  routes:\n    - to: [supervison]\n    - {severity: [fatal], to: [supervision], delivery: hourly}\n  config_errors: [admins]\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let at: Vec<(u32, &str)> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.message.as_str()))
+            .collect();
+        assert_eq!(at.len(), 4, "{err}");
+        assert!(
+            at[0].0 == 5 && at[0].1.contains("no group `supervison`"),
+            "{err}"
+        );
+        assert!(
+            at.iter().any(|(l, m)| *l == 6 && m.contains("`fatal`")),
+            "{err}"
+        );
+        assert!(
+            at.iter().any(|(l, m)| *l == 6 && m.contains("`hourly`")),
+            "{err}"
+        );
+        assert!(
+            at.iter()
+                .any(|(l, m)| *l == 7 && m.contains("no group `admins`")),
+            "{err}"
+        );
     }
 
     #[test]

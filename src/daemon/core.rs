@@ -60,6 +60,9 @@ pub struct Core {
     behind: std::collections::HashMap<String, Timestamp>,
     /// The newest event time read (not after the wall clock).
     newest: Option<Timestamp>,
+    /// Routes and the default recipients; `None`: everything at once to
+    /// the mailer's `mail.to`.
+    routing: Option<(super::route::Routing, Vec<String>)>,
     /// Lines that failed to parse since the last `take_malformed`.
     pub malformed: u64,
 }
@@ -85,6 +88,7 @@ impl Core {
             clock: None,
             behind: std::collections::HashMap::new(),
             newest: None,
+            routing: None,
             malformed: 0,
         })
     }
@@ -364,6 +368,11 @@ impl Core {
         self.commit(w, now)
     }
 
+    /// Mail routes (from the configuration; set again on reload).
+    pub fn set_routing(&mut self, routing: super::route::Routing, fallback: Vec<String>) {
+        self.routing = Some((routing, fallback));
+    }
+
     /// Marks records that a waiver in force accepts: those in waivers.yaml
     /// first, then those added with `complyd violations waive`.
     fn waive(&self, records: &mut [Record], now: Timestamp) {
@@ -374,10 +383,14 @@ impl Core {
             tracing::warn!("cannot read the waivers: {e}");
             Vec::new()
         });
+        let tz = self.env.calendar.time_zone();
         for r in records {
             r.apply_waivers(&self.rules.waivers, now);
             if r.waiver.is_none() {
                 r.apply_waivers(&db, now);
+            }
+            if let Some((routing, fallback)) = &self.routing {
+                r.dispatch = Some(routing.dispatch(r, fallback, now, tz));
             }
         }
     }
@@ -531,7 +544,13 @@ impl Core {
             cue: None,
             field: None,
             waiver: None,
+            dispatch: None,
         };
+        let mut record = record;
+        if let Some((routing, fallback)) = &self.routing {
+            let tz = self.env.calendar.time_zone();
+            record.dispatch = Some(routing.dispatch(&record, fallback, now, tz));
+        }
         let done = self.store.commit(
             Writes {
                 records: vec![record],

@@ -46,17 +46,124 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
             r.fingerprint,
             item.kind.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
         )));
-    for to in &cfg.to {
-        let mb: Mailbox = to
-            .parse()
-            .map_err(|e| bad(format!("recipient {to:?}: {e}")))?;
-        b = b.to(mb);
-    }
+    b = recipients(b, cfg, &item.to)?;
     if item.kind != "violation" {
         b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
     }
     b.multipart(MultiPart::alternative_plain_html(text(item), html(item)))
         .map_err(|e| bad(format!("cannot build the message: {e}")))
+}
+
+/// The message's To: the routed addresses, or `mail.to`.
+fn recipients(
+    mut b: lettre::message::MessageBuilder,
+    cfg: &MailConfig,
+    to: &[String],
+) -> Result<lettre::message::MessageBuilder, SendError> {
+    let list = if to.is_empty() { &cfg.to } else { to };
+    for to in list {
+        let mb: Mailbox = to.parse().map_err(|e| SendError {
+            reason: format!("recipient {to:?}: {e}"),
+            permanent: true,
+            unreachable: false,
+        })?;
+        b = b.to(mb);
+    }
+    Ok(b)
+}
+
+/// One message for several violations of the same route and recipients
+/// (a digest window's worth): subject with the highest tier and the
+/// count, one section per violation. Its Message-ID is derived from the
+/// fingerprints it carries.
+pub fn build_digest(
+    cfg: &MailConfig,
+    items: &[OutboxItem],
+) -> Result<(Message, String), SendError> {
+    use sha2::Digest;
+    let bad = |reason: String| SendError {
+        reason,
+        permanent: true,
+        unreachable: false,
+    };
+    let first = items.first().ok_or_else(|| bad("an empty digest".into()))?;
+    let mut fps: Vec<&str> = items
+        .iter()
+        .map(|i| i.record.fingerprint.as_str())
+        .collect();
+    fps.sort_unstable();
+    let mut h = sha2::Sha256::new();
+    for f in &fps {
+        h.update(f.as_bytes());
+    }
+    let id: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let worst = items
+        .iter()
+        .min_by_key(|i| i.record.severity)
+        .unwrap_or(first);
+    let subjects: std::collections::BTreeSet<&str> =
+        items.iter().map(|i| i.record.subject.as_str()).collect();
+    let about = if subjects.len() == 1 {
+        short(&worst.record.subject, 40)
+    } else {
+        format!("{} 个对象", subjects.len())
+    };
+    let subject = format!(
+        "【合规告警】{} · {} · {about} · {} 条",
+        worst.record.severity.tier(),
+        short(&worst.record.message, 30),
+        items.len()
+    );
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|e| bad(format!("from address {:?}: {e}", cfg.from)))?;
+    let b = Message::builder()
+        .from(from)
+        .subject(subject)
+        .message_id(Some(format!("<digest.{id}@complyd>")));
+    let b = recipients(b, cfg, &first.to)?;
+    let mut text = format!(
+        "complyd 汇总了 {} 条违规，请内部监督小组核查处理。\n",
+        items.len()
+    );
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">",
+    );
+    html.push_str(&format!(
+        "<p>{}</p>",
+        escape(&format!(
+            "complyd 汇总了 {} 条违规，请内部监督小组核查处理。",
+            items.len()
+        ))
+    ));
+    for (n, item) in items.iter().enumerate() {
+        text.push_str(&format!("\n{}.\n", n + 1));
+        for (k, v) in lines(item) {
+            text.push_str(&format!("{k}：{v}\n"));
+        }
+        html.push_str(&format!(
+            "<h3>{}. {}</h3>{}",
+            n + 1,
+            escape(&item.record.message),
+            table(item)
+        ));
+    }
+    text.push_str(&format!("\n{ACK_HINT}\n"));
+    html.push_str(&format!(
+        "<p style=\"color:#666\">{}</p></body></html>",
+        escape(ACK_HINT)
+    ));
+    let msg = b
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| bad(format!("cannot build the message: {e}")))?;
+    Ok((msg, id))
 }
 
 fn subject(item: &OutboxItem) -> String {
@@ -150,12 +257,23 @@ fn text(item: &OutboxItem) -> String {
 }
 
 fn html(item: &OutboxItem) -> String {
-    let r: &Record = &item.record;
     let mut s = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
          <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">",
     );
-    s.push_str(&format!("<p>{}</p><table>", escape(intro(item))));
+    s.push_str(&format!("<p>{}</p>", escape(intro(item))));
+    s.push_str(&table(item));
+    s.push_str(&format!(
+        "<p style=\"color:#666\">{}</p></body></html>",
+        escape(ACK_HINT)
+    ));
+    s
+}
+
+/// One violation as an HTML table, every value escaped, the match marked.
+fn table(item: &OutboxItem) -> String {
+    let r: &Record = &item.record;
+    let mut s = String::from("<table>");
     for (k, v) in lines(item) {
         let value = if k == "上下文" {
             highlight(&v, r.matched.as_deref())
@@ -167,10 +285,7 @@ fn html(item: &OutboxItem) -> String {
             escape(k)
         ));
     }
-    s.push_str(&format!(
-        "</table><p style=\"color:#666\">{}</p></body></html>",
-        escape(ACK_HINT)
-    ));
+    s.push_str("</table>");
     s
 }
 
@@ -252,7 +367,11 @@ mod tests {
                 cue: None,
                 field: None,
                 waiver: None,
+                dispatch: None,
             },
+            to: Vec::new(),
+            route: None,
+            digest: false,
         }
     }
 
@@ -263,6 +382,7 @@ mod tests {
             from: "complyd@example.com".into(),
             to: vec!["sup@example.com".into()],
             smtp: None,
+            routing: Default::default(),
         };
         let msg = build(&cfg, &item("violation")).unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
@@ -285,6 +405,7 @@ mod tests {
             from: "complyd@example.com".into(),
             to: vec!["sup@example.com".into()],
             smtp: None,
+            routing: Default::default(),
         };
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
         assert!(

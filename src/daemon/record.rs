@@ -46,6 +46,10 @@ pub struct Record {
     /// The waiver that accepted it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiver: Option<Waived>,
+    /// Where and when it is mailed (decided by the routes; not stored with
+    /// the violation but as its outbox rows). `None`: at once, to `mail.to`.
+    #[serde(skip)]
+    pub dispatch: Option<Vec<super::route::Dispatch>>,
 }
 
 /// How a violation was waived.
@@ -152,6 +156,7 @@ pub fn from_findings(
                 cue: f.cue.clone(),
                 field: f.field.clone(),
                 waiver: None,
+                dispatch: None,
             }
         })
         .collect()
@@ -209,6 +214,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         cue: None,
         field: None,
         waiver: None,
+        dispatch: None,
     }
 }
 

@@ -16,12 +16,106 @@
 //! Without `routes`, every violation goes at once to `mail.to`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
 
 use super::record::Record;
+use crate::diag::{Code, Diagnostic, Pos};
 use crate::finding::Severity;
+
+/// A route as written in the configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    severity: Vec<Spanned<String>>,
+    to: Vec<Spanned<String>>,
+    #[serde(default)]
+    delivery: Option<Spanned<String>>,
+}
+
+/// Validates groups and routes: every group a route or `config_errors`
+/// names must exist; severities and deliveries must parse.
+pub fn build(
+    path: &Path,
+    groups: BTreeMap<String, Vec<String>>,
+    routes: &[RawRoute],
+    config_errors: &[Spanned<String>],
+    diags: &mut Vec<Diagnostic>,
+) -> Routing {
+    let mut bad = |s: &Spanned<String>, m: String| {
+        diags.push(Diagnostic::new(
+            path,
+            Pos::from(&s.referenced),
+            Code::InvalidValue,
+            m,
+        ));
+    };
+    let group = |g: &Spanned<String>, bad: &mut dyn FnMut(&Spanned<String>, String)| {
+        if !groups.contains_key(&g.value) {
+            let known: Vec<&str> = groups.keys().map(String::as_str).collect();
+            bad(
+                g,
+                format!(
+                    "no group `{}` under mail.groups (known: {})",
+                    g.value,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+        g.value.clone()
+    };
+    let mut out = Vec::new();
+    for r in routes {
+        let to = r.to.iter().map(|g| group(g, &mut bad)).collect();
+        let severity = r
+            .severity
+            .iter()
+            .filter_map(|s| {
+                let v = Severity::parse(&s.value);
+                if v.is_none() {
+                    bad(
+                        s,
+                        format!("`{}` is not critical, high, medium or low", s.value),
+                    );
+                }
+                v
+            })
+            .collect();
+        let delivery = match &r.delivery {
+            None => Delivery::Immediate,
+            Some(d) => Delivery::parse(&d.value).unwrap_or_else(|e| {
+                bad(d, e);
+                Delivery::Immediate
+            }),
+        };
+        out.push(Route {
+            rules: r.rules.clone(),
+            tags: r.tags.clone(),
+            severity,
+            to,
+            delivery,
+        });
+    }
+    let config_errors = config_errors.iter().map(|g| group(g, &mut bad)).collect();
+    Routing {
+        groups,
+        routes: out,
+        config_errors,
+    }
+}
 
 /// When a route's messages go out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +173,7 @@ impl Delivery {
 
 /// One route: conditions (all given ones must hold; none = everything),
 /// recipients, delivery.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub rules: Vec<String>,
     pub tags: Vec<String>,
@@ -98,7 +192,7 @@ impl Route {
 }
 
 /// Groups and routes, validated (every group named by a route exists).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routing {
     pub groups: BTreeMap<String, Vec<String>>,
     pub routes: Vec<Route>,

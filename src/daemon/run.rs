@@ -185,7 +185,8 @@ pub async fn start(
         .into_iter()
         .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
         .collect();
-    let core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(&d))?;
+    let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(&d))?;
+    core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
     let (tx, rx) = mpsc::channel::<Msg>(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (core_stop, core_stop_rx) = watch::channel(false);
@@ -374,19 +375,21 @@ async fn mailer(
         }
         let (items, next) = orx.await.unwrap_or_default();
         let idle = items.is_empty();
-        for item in items {
+        for batch in group_digests(items) {
             // Finish the message in hand even when asked to stop.
-            let (result, unreachable) = deliver(&transport, &cfg, &item, clock.now()).await;
+            let (result, unreachable) = deliver(&transport, &cfg, &batch, clock.now()).await;
             outage = if unreachable { outage + 1 } else { 0 };
-            if tx
-                .send(Msg::OutboxResult {
-                    id: item.id,
-                    result,
-                })
-                .await
-                .is_err()
-            {
-                break 'run;
+            for item in &batch {
+                if tx
+                    .send(Msg::OutboxResult {
+                        id: item.id,
+                        result: result.clone(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    break 'run;
+                }
             }
             if *stop.borrow() {
                 break 'run;
@@ -415,17 +418,56 @@ async fn mailer(
     transport.shutdown().await;
 }
 
-/// Builds and sends one message; the outbox result, and whether the
-/// server was unreachable.
+/// Rows waiting for the same digest (same route and recipients) go out
+/// as one message; every other row alone. At most 500 per digest, so a
+/// burst makes several readable messages rather than one huge one.
+pub fn group_digests(items: Vec<OutboxItem>) -> Vec<Vec<OutboxItem>> {
+    let mut out: Vec<Vec<OutboxItem>> = Vec::new();
+    let mut open: HashMap<(Option<i64>, Vec<String>), usize> = HashMap::new();
+    for item in items {
+        if !(item.digest && item.kind == "violation") {
+            out.push(vec![item]);
+            continue;
+        }
+        let key = (item.route, item.to.clone());
+        match open.get(&key) {
+            Some(&i) if out[i].len() < 500 => out[i].push(item),
+            _ => {
+                open.insert(key, out.len());
+                out.push(vec![item]);
+            }
+        }
+    }
+    out
+}
+
+/// Builds and sends one message (a single violation or a digest); the
+/// outbox result for its rows, and whether the server was unreachable.
 async fn deliver(
     transport: &smtp::Transport,
     cfg: &MailConfig,
-    item: &OutboxItem,
+    batch: &[OutboxItem],
     now: Timestamp,
 ) -> (Result<(), (String, Option<Timestamp>)>, bool) {
-    let sent = match mail::build(cfg, item) {
-        Ok(m) => transport.send(item, &m).await,
-        Err(e) => Err(e),
+    let Some(item) = batch.first() else {
+        return (Ok(()), false);
+    };
+    let sent = if batch.len() == 1 {
+        match mail::build(cfg, item) {
+            Ok(m) => transport.send(item, &m).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        match mail::build_digest(cfg, batch) {
+            Ok((m, id)) => {
+                // Named by the digest for the file transport.
+                let mut named = item.clone();
+                named.record.fingerprint = id;
+                named.kind = "digest".into();
+                transport.send(&named, &m).await
+            }
+            Err(e) => Err(e),
+        }
     };
     match sent {
         Ok(()) => (Ok(()), false),
@@ -591,6 +633,12 @@ async fn core_loop(
                         tracing::info!("reloaded: {} rules", rules.rules.len());
                         let changed = rules.digest != core.rules().digest;
                         core.reload(Arc::new(rules), env);
+                        // Routes apply from the next violation; the mail
+                        // transport itself is kept until a restart.
+                        core.set_routing(
+                            config.daemon.mail.routing.clone(),
+                            config.daemon.mail.to.clone(),
+                        );
                         opts.config = config;
                         if changed {
                             rewalk.notify_one();
@@ -666,6 +714,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
         .collect();
     let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(d))?;
+    core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
     let (mut checked, mut new) = (0usize, 0usize);
     let roots: Vec<fswatch::WatchRoot> = d
         .watch
@@ -726,10 +775,12 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
             if items.is_empty() {
                 break;
             }
-            for item in items {
-                let (result, down) = deliver(&transport, &d.mail, &item, now).await;
+            for batch in group_digests(items) {
+                let (result, down) = deliver(&transport, &d.mail, &batch, now).await;
                 mailed += usize::from(result.is_ok());
-                core.outbox_result(item.id, result, now)?;
+                for item in &batch {
+                    core.outbox_result(item.id, result.clone(), now)?;
+                }
                 if down {
                     unreachable = true;
                     break 'pass;

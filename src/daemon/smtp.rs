@@ -205,6 +205,7 @@ mod tests {
             from: "a@example.com".into(),
             to: vec!["b@example.com".into()],
             smtp: Some(s),
+            routing: Default::default(),
         };
         let t = Transport::new(&cfg).unwrap();
         for text in [format!("{t:?}"), format!("{t:#?}"), format!("{cfg:?}")] {
@@ -229,6 +230,7 @@ mod tests {
             from: "a@example.com".into(),
             to: vec!["b@example.com".into()],
             smtp: Some(s),
+            routing: Default::default(),
         };
         let t = Transport::new(&cfg).unwrap();
         let msg = Message::builder()
@@ -242,6 +244,9 @@ mod tests {
             kind: "violation".into(),
             attempts: 0,
             record: serde_json::from_str(RECORD).unwrap(),
+            to: Vec::new(),
+            route: None,
+            digest: false,
         };
         let e = t.send(&item, &msg).await.unwrap_err();
         assert!(!e.permanent && e.unreachable, "{e:?}");

@@ -65,6 +65,11 @@ CREATE TABLE waivers (
 CREATE TABLE waiver_uses (
     key TEXT PRIMARY KEY, uses INTEGER NOT NULL, last_used INTEGER NOT NULL) WITHOUT ROWID;
 "#,
+    r#"
+ALTER TABLE outbox ADD COLUMN recipients TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE outbox ADD COLUMN route INTEGER;
+ALTER TABLE outbox ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -422,7 +427,15 @@ impl Store {
                 .map_err(sq)?;
             let mut mail = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (?1, ?2, ?3, ?3)",
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
+                     SELECT ?1, ?2, ?3, ?3, COALESCE(
+                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]')",
+                )
+                .map_err(sq)?;
+            let mut routed = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route, digest)
+                     VALUES (?1, 'violation', ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sq)?;
             for r in &w.records {
@@ -456,8 +469,27 @@ impl Store {
                 } else if n == 1 {
                     // Queued in the same transaction as the violation: a
                     // crash either loses both or keeps both.
-                    mail.execute(params![tx.last_insert_rowid(), "violation", now_ms])
-                        .map_err(sq)?;
+                    let id = tx.last_insert_rowid();
+                    match &r.dispatch {
+                        None => {
+                            mail.execute(params![id, "violation", now_ms]).map_err(sq)?;
+                        }
+                        Some(ds) => {
+                            for d in ds {
+                                let to = serde_json::to_string(&d.to).unwrap_or_default();
+                                routed
+                                    .execute(params![
+                                        id,
+                                        now_ms,
+                                        millis(d.send_at),
+                                        to,
+                                        d.route.map(|r| r as i64),
+                                        d.send_at > now
+                                    ])
+                                    .map_err(sq)?;
+                            }
+                        }
+                    }
                     out.new.push(r.fingerprint.clone());
                 } else {
                     // Seen again (a re-saved file): a fixed one is back,
@@ -787,10 +819,15 @@ fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
 #[derive(Debug, Clone)]
 pub struct OutboxItem {
     pub id: i64,
-    /// `violation` or `retraction`.
+    /// `violation`, `retraction` or `reopened`.
     pub kind: String,
     pub attempts: u32,
     pub record: Record,
+    /// Addresses; empty: the configured `mail.to`.
+    pub to: Vec<String>,
+    /// The route that queued it, and whether it waits for a digest.
+    pub route: Option<i64>,
+    pub digest: bool,
 }
 
 /// The outbox's counts, for `complyd status`.
@@ -807,26 +844,39 @@ impl Store {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.kind, o.attempts, v.data FROM outbox o JOIN violations v ON v.id = o.violation
+                "SELECT o.id, o.kind, o.attempts, v.data, o.recipients, o.route, o.digest
+                 FROM outbox o JOIN violations v ON v.id = o.violation
                  WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2",
             )
             .map_err(self.sq())?;
-        let rows: Vec<(i64, String, u32, String)> = st
+        type Row = (i64, String, u32, String, String, Option<i64>, bool);
+        let rows: Vec<Row> = st
             .query_map(params![millis(now), limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
             })
             .and_then(|rows| rows.collect())
             .map_err(self.sq())?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, kind, attempts, data)| {
+            .filter_map(|(id, kind, attempts, data, to, route, digest)| {
                 let record = serde_json::from_str(&data).ok()?;
                 Some(OutboxItem {
                     id,
                     kind,
                     attempts,
                     record,
+                    to: serde_json::from_str(&to).unwrap_or_default(),
+                    route,
+                    digest,
                 })
             })
             .collect())

@@ -460,3 +460,76 @@ async fn deadlines_that_fell_due_while_down_fire_at_start() {
     assert_eq!(s.wait_for(q, |n| n == 1).await, 1);
     h.shutdown().await.unwrap();
 }
+
+/// Routes: critical violations at once to the supervision group, all of
+/// them to the content team as one digest at the end of a 30-minute window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
+    let s = Setup::new();
+    let cfg_path = s.path("complyd.yaml");
+    std::fs::write(
+        &cfg_path,
+        "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    supervision: [jiandu@example.com]\n    content: [content@example.com]\n  routes:\n    - {severity: [critical], to: [supervision]}\n    - {to: [content], delivery: 30m}\n",
+    )
+    .unwrap();
+    let config = complyd::config::load(&cfg_path).unwrap();
+    let mut opts = RunOptions::new(config, Some(cfg_path), s.opts.rules_dir.clone());
+    opts.config.daemon.stable_for = Duration::from_millis(200);
+    let clock = ManualClock::new(t("2026-03-02T10:07:00+08:00"));
+    let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    std::fs::write(
+        s.path("drop/post.txt"),
+        "本品可以根治高血压，100%有效。\n全国销量第一。\n",
+    )
+    .unwrap();
+    let db = || rusqlite::Connection::open(s.path("state/complyd.db")).unwrap();
+    let count = |q: &str| -> i64 { db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
+    let start = Instant::now();
+    while count("SELECT COUNT(*) FROM outbox WHERE digest = 0 AND sent_at IS NOT NULL") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "critical mails not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let violations = count("SELECT COUNT(*) FROM violations");
+    assert!(violations >= 3, "{violations}");
+    let mails = |prefix: &str| -> Vec<String> {
+        std::fs::read_dir(s.path("state/mail"))
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.file_name().unwrap().to_string_lossy().contains(prefix))
+                    .map(|p| std::fs::read_to_string(p).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        mails(".violation.eml")
+            .iter()
+            .all(|m| m.contains("To: jiandu@example.com"))
+    );
+    // Nothing for the content team before the window ends at 10:30.
+    h.barrier().await;
+    assert!(mails(".digest.eml").is_empty());
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE digest = 1 AND sent_at IS NULL"),
+        violations
+    );
+    clock.set(t("2026-03-02T10:30:01+08:00"));
+    let start = Instant::now();
+    while count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "digest not sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let digests = mails(".digest.eml");
+    assert_eq!(digests.len(), 1, "one digest for the window");
+    assert!(
+        digests[0].contains("To: content@example.com"),
+        "{}",
+        digests[0]
+    );
+    h.shutdown().await.unwrap();
+}
