@@ -318,6 +318,17 @@ impl DaemonConfig {
     }
 }
 
+/// Without `state:`: systemd's StateDirectory= (`$STATE_DIRECTORY`, the
+/// first of its folders) under the unit, else `var` beside the file.
+fn default_state_dir(base: &Path) -> impl FnOnce() -> PathBuf + '_ {
+    move || match std::env::var_os("STATE_DIRECTORY").filter(|v| !v.is_empty()) {
+        Some(v) => std::env::split_paths(&v)
+            .next()
+            .unwrap_or_else(|| base.join("var")),
+        None => base.join("var"),
+    }
+}
+
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
     let fail = |diagnostics: Vec<Diagnostic>, src: Option<String>| LoadError {
@@ -576,7 +587,7 @@ fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> 
     let state_dir = raw
         .state
         .as_ref()
-        .map_or_else(|| resolve("var"), |s| resolve(&s.value));
+        .map_or_else(default_state_dir(base), |s| resolve(&s.value));
     let mut c = DaemonConfig::empty(state_dir);
     c.rules = raw.rules.as_ref().map(|s| resolve(&s.value));
     for w in &raw.watch {

@@ -183,11 +183,13 @@ pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool
 /// `complyd run`: the daemon, or with `--once` one catch-up pass.
 pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: bool) -> ExitCode {
     super::logging::init(None);
+    let rules_from_cli = rules.is_some();
     let (cfg, dir, set) = match load(config.as_deref(), rules, color) {
         Ok(v) => v,
         Err(code) => return code,
     };
     let mut opts = RunOptions::new(cfg, config, dir);
+    opts.rules_from_cli = rules_from_cli;
     opts.notifier = Notifier::from_env();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

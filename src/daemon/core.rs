@@ -24,6 +24,17 @@ use crate::finding::Finding;
 use crate::rules::RuleSet;
 use crate::window::ReorderWindow;
 
+/// Stands for every log while the tailer's first pass is running.
+const STARTING: &str = "\u{0}starting";
+
+/// The `ts` of a log line, without parsing the whole line.
+fn quick_ts(line: &str) -> Option<Timestamp> {
+    let i = line.find("\"ts\"")?;
+    let rest = line[i + 4..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    rest[..rest.find('"')?].parse().ok()
+}
+
 /// The pseudo-rule of configuration errors found by a reload.
 pub const CONFIG_ERROR: &str = "config-error";
 
@@ -57,9 +68,10 @@ pub struct Core {
     clock: Option<Timestamp>,
     /// Logs still being caught up on (a batch that did not reach the end),
     /// with the wall time of their last batch.
-    behind: std::collections::HashMap<String, Timestamp>,
-    /// The newest event time read (not after the wall clock).
-    newest: Option<Timestamp>,
+    /// and the newest event time read from each (not after the wall clock).
+    /// The key `STARTING` stands for every log until the tailer's first
+    /// pass has read them all.
+    behind: std::collections::HashMap<String, (Timestamp, Option<Timestamp>)>,
     /// Routes and the default recipients; `None`: everything at once to
     /// the mailer's `mail.to`.
     routing: Option<(super::route::Routing, Vec<String>)>,
@@ -87,7 +99,6 @@ impl Core {
             persisted,
             clock: None,
             behind: std::collections::HashMap::new(),
-            newest: None,
             routing: None,
             malformed: 0,
         })
@@ -110,12 +121,53 @@ impl Core {
     /// When the core next has work without input: the earliest due instant
     /// plus the lateness (plus 1 ms: a discharge exactly at the due instant
     /// is on time), or when the oldest held event leaves the window.
+    /// The tailer is about to read the logs from their cursors: until it
+    /// says it has read them all ([`Core::logs_read`]), or for a minute,
+    /// deadlines wait for what the logs hold.
+    pub fn logs_starting(&mut self, now: Timestamp) {
+        self.behind.insert(STARTING.into(), (now, None));
+    }
+
+    pub fn logs_read(&mut self) {
+        self.behind.remove(STARTING);
+    }
+
+    /// The engine's time: the wall clock, or while logs are being caught up
+    /// on the oldest of their newest events (replay's time); `None` while
+    /// none of them has been read yet. A log that stopped sending
+    /// (deleted, unreadable) holds time back for a minute at most.
+    fn engine_time(&mut self, now: Timestamp) -> Option<Timestamp> {
+        self.behind
+            .retain(|_, (last, _)| now.duration_since(*last) < SignedDuration::from_mins(1));
+        // The oldest of the newest events read from logs being caught up
+        // on; nothing read from any of them yet: hold.
+        let mut time = None;
+        let mut unread = false;
+        for (_, newest) in self.behind.values() {
+            match newest {
+                Some(n) => time = Some(time.map_or(*n, |t: Timestamp| t.min(*n))),
+                None => unread = true,
+            }
+        }
+        match time {
+            Some(t) => Some(t.min(now)),
+            None if unread => None,
+            None => Some(now),
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        let held = self.window.oldest().map(|t| t + self.lateness);
+        if let Some(last) = self.behind.values().map(|b| b.0).max() {
+            // Catching up: the next batch moves the rules' time; wake for
+            // held events, or when the wait for the batch ends.
+            let give_up = last + SignedDuration::from_mins(1);
+            return Some(held.map_or(give_up, |h| h.min(give_up)));
+        }
         let due = self
             .store
             .next_wake_time()
             .map(|w| w + self.lateness + SignedDuration::from_millis(1));
-        let held = self.window.oldest().map(|t| t + self.lateness);
         match (due, held) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -310,10 +362,21 @@ impl Core {
         at_end: bool,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
+        let mut newest = self.behind.get(key).and_then(|b| b.1);
+        for l in lines {
+            // The time of the last line is enough: logs are written in order,
+            // and the reorder window takes care of the rest.
+            if let Ok(t) = &l.text
+                && let Some(ts) = quick_ts(t)
+                && ts <= now
+            {
+                newest = Some(newest.map_or(ts, |n| n.max(ts)));
+            }
+        }
         if at_end {
             self.behind.remove(key);
         } else {
-            self.behind.insert(key.to_string(), now);
+            self.behind.insert(key.to_string(), (now, newest));
         }
         let mut w = Writes::default();
         let n = lines.len() as u64;
@@ -342,9 +405,6 @@ impl Core {
                 });
             match parsed {
                 Ok(ev) => {
-                    if ev.ts <= now {
-                        self.newest = Some(self.newest.map_or(ev.ts, |n| n.max(ev.ts)));
-                    }
                     self.window.push(ev);
                 }
                 Err(e) if e.is_empty() => {}
@@ -438,40 +498,39 @@ impl Core {
     /// Releases events the window no longer holds and fires deadlines, all
     /// up to `now` minus the lateness.
     fn advance(&mut self, w: &mut Writes, now: Timestamp) {
-        // A log that stopped sending batches (deleted, unreadable) holds
-        // time back for a minute at most.
-        self.behind
-            .retain(|_, last| now.duration_since(*last) < SignedDuration::from_mins(1));
-        let time = match self.newest {
-            Some(n) if !self.behind.is_empty() => n.min(now),
-            _ => now,
-        };
-        let horizon = time - self.lateness;
+        // Events leave the reorder window by the wall clock, in timestamp
+        // order, and are evaluated at their own time.
         let mut effects = Vec::new();
-        while let Some((id, ev)) = self.window.pop_through(horizon) {
+        while let Some((id, ev)) = self.window.pop_through(now - self.lateness) {
             if self.persisted.contains(&id) {
                 w.held_delete.push(id);
             }
             self.apply(&ev, w, &mut effects);
         }
-        if !self.store.started() && !w.started {
-            effects.extend(engine::start(
+        // Deadlines fire by the wall clock too — except while a log is being
+        // caught up on: then only up to the newest event read from it, so a
+        // deadline is not fired before the reply in the next batch is read.
+        if let Some(time) = self.engine_time(now) {
+            let horizon = time - self.lateness;
+            if !self.store.started() && !w.started {
+                effects.extend(engine::start(
+                    &self.rules,
+                    &self.env,
+                    &mut self.store,
+                    horizon,
+                ));
+                w.started = true;
+            }
+            let at = self.clock.map_or(horizon, |c| c.max(horizon));
+            self.clock = Some(at);
+            effects.extend(engine::evaluate(
                 &self.rules,
                 &self.env,
                 &mut self.store,
-                horizon,
+                Input::Tick,
+                at,
             ));
-            w.started = true;
         }
-        let at = self.clock.map_or(horizon, |c| c.max(horizon));
-        self.clock = Some(at);
-        effects.extend(engine::evaluate(
-            &self.rules,
-            &self.env,
-            &mut self.store,
-            Input::Tick,
-            at,
-        ));
         self.absorb(effects, w);
     }
 

@@ -12,7 +12,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub tail_interval: Duration,
     /// systemd's notify socket (watchdog pings come from the core actor).
     pub notifier: super::sdnotify::Notifier,
+    /// `rules_dir` came from `--rules` (it then wins over the
+    /// configuration's `rules:` on reload too).
+    pub rules_from_cli: bool,
 }
 
 impl RunOptions {
@@ -53,6 +56,7 @@ impl RunOptions {
             shutdown_deadline: Duration::from_secs(20),
             tail_interval: Duration::from_millis(200),
             notifier: super::sdnotify::Notifier::new(None, None),
+            rules_from_cli: false,
         }
     }
 }
@@ -86,6 +90,8 @@ pub enum Msg {
         id: i64,
         result: Result<(), (String, Option<Timestamp>)>,
     },
+    /// The tailer's first pass reached the end of every log.
+    LogsRead,
     /// Sent by tests to wait until everything before it was handled.
     Barrier(oneshot::Sender<()>),
 }
@@ -147,16 +153,17 @@ impl Drop for Handle {
 }
 
 /// Loads rules and configuration as a reload does.
-pub fn load_all(config_path: Option<&Path>, rules_dir: &Path) -> Result<(Config, RuleSet), String> {
-    let config = match config_path {
+pub fn load_all(opts: &RunOptions) -> Result<(Config, RuleSet), String> {
+    let config = match &opts.config_path {
         Some(p) => crate::config::load(p).map_err(|e| e.render_as(false, "the configuration"))?,
         None => Config::default(),
     };
-    let dir = config
-        .daemon
-        .rules
-        .clone()
-        .unwrap_or_else(|| rules_dir.to_path_buf());
+    // The same precedence as at start: --rules, then the configuration's
+    // `rules:`, then the lookup.
+    let dir = match (&opts.rules_from_cli, &config.daemon.rules) {
+        (true, _) | (false, None) => opts.rules_dir.clone(),
+        (false, Some(r)) => r.clone(),
+    };
     let rules = crate::rules::load(&dir).map_err(|e| e.render(false))?;
     Ok((config, rules))
 }
@@ -187,6 +194,9 @@ pub async fn start(
         .collect();
     let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(&d))?;
     core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
+    if !d.logs.is_empty() {
+        core.logs_starting(clock.now());
+    }
     let (tx, rx) = mpsc::channel::<Msg>(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (core_stop, core_stop_rx) = watch::channel(false);
@@ -248,12 +258,12 @@ pub async fn start(
         let rewalk = rewalk.clone();
         tasks.push(tokio::spawn(async move {
             let _watcher = watcher;
-            catch_up(&roots2, &filter, &tx2).await;
+            catch_up(&roots2, &filter, &tx2, &stop).await;
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
                     _ = rewalk.notified() => {
-                        catch_up(&roots2, &filter, &tx2).await;
+                        catch_up(&roots2, &filter, &tx2, &stop).await;
                     }
                     ev = wrx.recv() => {
                         let Some(ev) = ev else { break };
@@ -262,7 +272,7 @@ pub async fn start(
                             fswatch::WatchEvent::Removed(p) => Msg::Removed(p),
                             fswatch::WatchEvent::Rescan => {
                                 tracing::warn!("watch events were lost (queue overflow); walking the folders again");
-                                catch_up(&roots2, &filter, &tx2).await;
+                                catch_up(&roots2, &filter, &tx2, &stop).await;
                                 continue;
                             }
                             fswatch::WatchEvent::Error { path, message } => {
@@ -289,8 +299,15 @@ pub async fn start(
         let interval = opts.tail_interval;
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut set = tail::LogSet::new(patterns, cursors, tail::TailLimits::default());
+            let mut first_pass = true;
             while !*stop.borrow() {
                 let batches = set.read(1 << 20);
+                if batches.is_empty() && first_pass {
+                    first_pass = false;
+                    if tx2.blocking_send(Msg::LogsRead).is_err() {
+                        return;
+                    }
+                }
                 if batches.is_empty() {
                     std::thread::sleep(interval);
                     continue;
@@ -509,6 +526,7 @@ async fn catch_up(
     roots: &[fswatch::WatchRoot],
     filter: &Arc<fswatch::Filter>,
     tx: &mpsc::Sender<Msg>,
+    stop: &watch::Receiver<bool>,
 ) {
     let roots = roots.to_vec();
     let filter = filter.clone();
@@ -521,7 +539,8 @@ async fn catch_up(
     while let Some(r) = frx.recv().await {
         match r {
             Ok(seen) => {
-                if tx.send(Msg::File(seen.path)).await.is_err() {
+                // Stopping: the next start's walk checks the rest.
+                if *stop.borrow() || tx.send(Msg::File(seen.path)).await.is_err() {
                     break;
                 }
             }
@@ -550,8 +569,15 @@ async fn core_loop(
     let mut opts = opts;
     let ping = opts.notifier.watchdog_interval();
     let mut watchdog = tokio::time::interval(ping.unwrap_or(Duration::from_secs(3600)));
+    let mut last_ping = std::time::Instant::now();
     let mut skipped = 0usize;
     loop {
+        // While inputs keep coming (a catch-up keeps the channel full) the
+        // watchdog branch below is never chosen: ping here too.
+        if ping.is_some_and(|p| last_ping.elapsed() >= p) {
+            let _ = opts.notifier.watchdog();
+            last_ping = std::time::Instant::now();
+        }
         let deadline = core.next_deadline();
         let msg = tokio::select! {
             biased;
@@ -562,6 +588,7 @@ async fn core_loop(
             _ = std::future::ready(()), if *stop.borrow() && rx.is_empty() => break,
             _ = watchdog.tick(), if ping.is_some() => {
                 let _ = opts.notifier.watchdog();
+                last_ping = std::time::Instant::now();
                 continue;
             }
             _ = async {
@@ -572,7 +599,7 @@ async fn core_loop(
             } => {
                 let now = clock.now();
                 if deadline.is_some_and(|t| now >= t) {
-                    let n = retry(|| core.tick(clock.now())).await;
+                    let n = retry(&opts.notifier, || core.tick(clock.now())).await;
                     if n > 0 {
                         mail_wake.notify_one();
                     }
@@ -581,8 +608,13 @@ async fn core_loop(
             }
         };
         match msg {
+            // Likewise files (a walk of 100k files may be queued): the
+            // next start's catch-up finds them changed and checks them.
+            Msg::File(_) if *stop.borrow() => {
+                skipped += 1;
+            }
             Msg::File(path) => {
-                let out = retry(|| core.check_file(&path, clock.now())).await;
+                let out = retry(&opts.notifier, || core.check_file(&path, clock.now())).await;
                 match out {
                     FileOutcome::Checked { findings, new } => {
                         tracing::info!(
@@ -601,7 +633,7 @@ async fn core_loop(
             }
             Msg::Removed(path) => {
                 tracing::info!("{}: removed", path.display());
-                retry(|| core.file_removed(&path, clock.now())).await;
+                retry(&opts.notifier, || core.file_removed(&path, clock.now())).await;
             }
             // Stopping: batches still queued (up to the channel's 64, each
             // up to 1 MiB of a log being caught up on) are left for the next
@@ -617,13 +649,16 @@ async fn core_loop(
                 cursor,
                 at_end,
             } => {
-                let n = retry(|| core.log_batch(&key, &lines, &cursor, at_end, clock.now())).await;
+                let n = retry(&opts.notifier, || {
+                    core.log_batch(&key, &lines, &cursor, at_end, clock.now())
+                })
+                .await;
                 if n > 0 {
                     mail_wake.notify_one();
                 }
             }
             Msg::Reload(reply) => {
-                let result = load_all(opts.config_path.as_deref(), &opts.rules_dir);
+                let result = load_all(&opts);
                 let answer = match result {
                     Ok((config, rules)) => {
                         let env = Env {
@@ -647,7 +682,8 @@ async fn core_loop(
                     }
                     Err(diags) => {
                         tracing::error!("reload failed; the previous rules keep running:\n{diags}");
-                        let n = retry(|| core.config_error(&diags, clock.now())).await;
+                        let n =
+                            retry(&opts.notifier, || core.config_error(&diags, clock.now())).await;
                         if n > 0 {
                             mail_wake.notify_one();
                         }
@@ -661,14 +697,18 @@ async fn core_loop(
             Msg::OutboxDue(reply) => {
                 let items = core
                     .store()
-                    .outbox_due(clock.now(), 100)
+                    .outbox_due(clock.now(), 500)
                     .unwrap_or_default();
                 let next = core.store().outbox_next_attempt().unwrap_or_default();
                 let _ = reply.send((items, next));
             }
             Msg::OutboxResult { id, result } => {
-                retry(|| core.outbox_result(id, result.clone(), clock.now())).await;
+                retry(&opts.notifier, || {
+                    core.outbox_result(id, result.clone(), clock.now())
+                })
+                .await;
             }
+            Msg::LogsRead => core.logs_read(),
             Msg::Barrier(reply) => {
                 let _ = reply.send(());
             }
@@ -683,13 +723,20 @@ async fn core_loop(
 /// Runs a store operation until it succeeds, backing off from 100 ms to
 /// 30 s and logging each failure: a full or read-only state directory
 /// stops progress, not the daemon.
-async fn retry<T>(mut f: impl FnMut() -> Result<T, StoreError>) -> T {
+async fn retry<T>(
+    notifier: &super::sdnotify::Notifier,
+    mut f: impl FnMut() -> Result<T, StoreError>,
+) -> T {
     let mut wait = Duration::from_millis(100);
     loop {
         match f() {
             Ok(v) => return v,
             Err(e) => {
                 tracing::error!("cannot write the state: {e}; retrying in {wait:?}");
+                // Alive and retrying (a full disk): systemd must not kill
+                // and restart it for that.
+                let _ = notifier.watchdog();
+                let _ = notifier.status(&format!("cannot write the state: {e}; retrying"));
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
@@ -742,6 +789,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         }
     }
     let mut set = tail::LogSet::new(d.logs.clone(), cursors, tail::TailLimits::default());
+    core.logs_starting(now);
     let mut lines_read = 0usize;
     loop {
         let batches = set.read(1 << 20);
@@ -759,6 +807,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
             new += core.log_batch(&key, &lines, &cursor, at_end, now)?;
         }
     }
+    core.logs_read();
     new += core.tick(now)?;
     // Deliver the outbox on a runtime of its own (lettre's SMTP transport
     // is async); an unreachable server ends the pass, the rest waits.

@@ -92,7 +92,7 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
 
     let (pending, failed, sent): (i64, i64, i64) = conn
         .query_row(
-            "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0), COALESCE(SUM(failed), 0),
+            "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0), COALESCE(SUM(failed = 1), 0),
                     COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

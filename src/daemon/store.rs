@@ -429,7 +429,8 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
                      SELECT ?1, ?2, ?3, ?3, COALESCE(
-                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]')",
+                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]')
+                     WHERE ?2 = 'violation' OR EXISTS (SELECT 1 FROM outbox WHERE violation = ?1)",
                 )
                 .map_err(sq)?;
             let mut routed = tx
@@ -841,6 +842,21 @@ pub struct OutboxCounts {
 impl Store {
     /// Messages due for a (first or retried) delivery attempt.
     pub fn outbox_due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        // What happened since a row was queued counts: a violation waived,
+        // resolved, fixed or retracted before its (digest) mail went out
+        // is not mailed; a retraction of a report never sent is dropped.
+        self.conn
+            .execute_batch(
+                "UPDATE outbox SET failed = 2, last_error = 'cancelled: the violation is no longer open'
+                 WHERE sent_at IS NULL AND failed = 0 AND kind != 'retraction'
+                   AND violation IN (SELECT id FROM violations
+                                     WHERE status IN ('waived', 'resolved', 'fixed', 'retracted'));
+                 UPDATE outbox SET failed = 2, last_error = 'cancelled: the report was never sent'
+                 WHERE sent_at IS NULL AND failed = 0 AND kind = 'retraction'
+                   AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.violation = outbox.violation
+                                   AND o2.kind = 'violation' AND o2.sent_at IS NOT NULL);",
+            )
+            .map_err(self.sq())?;
         let mut st = self
             .conn
             .prepare_cached(
@@ -926,7 +942,7 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0),
-                        COALESCE(SUM(failed), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
+                        COALESCE(SUM(failed = 1), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
                 [],
                 |r| {
                     Ok(OutboxCounts {
