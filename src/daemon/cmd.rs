@@ -11,19 +11,25 @@ use crate::cli::{EXIT_CONFIG, EXIT_USAGE, ViolationsCommand, rules_dir};
 use crate::config::Config;
 use crate::rules::RuleSet;
 
+/// The configuration (or the first-run defaults); diagnostics printed on
+/// failure.
+fn load_config(config: Option<&Path>, color: bool) -> Result<Config, ExitCode> {
+    match config {
+        Some(p) => crate::config::load(p).map_err(|e| {
+            eprint!("{}", e.render_as(color, "the configuration"));
+            ExitCode::from(EXIT_CONFIG)
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
 /// Configuration and rules, validated; diagnostics printed on failure.
 fn load(
     config: Option<&Path>,
     rules: Option<PathBuf>,
     color: bool,
 ) -> Result<(Config, PathBuf, RuleSet), ExitCode> {
-    let cfg = match config {
-        Some(p) => crate::config::load(p).map_err(|e| {
-            eprint!("{}", e.render_as(color, "the configuration"));
-            ExitCode::from(EXIT_CONFIG)
-        })?,
-        None => Config::default(),
-    };
+    let cfg = load_config(config, color)?;
     // --rules, then the configuration's `rules:`, then the usual lookup.
     let dir = match (rules, &cfg.daemon.rules) {
         (Some(r), _) => r,
@@ -58,15 +64,9 @@ pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> Exit
 
 /// `complyd status`.
 pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
-    let cfg = match config {
-        Some(p) => match crate::config::load(p) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("{}", e.render_as(color, "the configuration"));
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => Config::default(),
+    let cfg = match load_config(config, color) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone()) {
         Ok(s) => {
@@ -83,15 +83,9 @@ pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
 /// `complyd violations …`.
 pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool) -> ExitCode {
     use super::violations as v;
-    let cfg = match config {
-        Some(p) => match crate::config::load(p) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("{}", e.render_as(color, "the configuration"));
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => Config::default(),
+    let cfg = match load_config(config, color) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let db = cfg.daemon.database();
     if !db.exists() {

@@ -175,6 +175,32 @@ fn limits(d: &DaemonConfig) -> Limits {
     }
 }
 
+/// The core on the configured database, and the logs' saved cursors.
+/// Until the tailer has read every log once, deadlines wait for them.
+fn open_core(
+    opts: &RunOptions,
+    rules: RuleSet,
+    now: Timestamp,
+) -> Result<(Core, HashMap<String, tail::Cursor>), RunError> {
+    let d = &opts.config.daemon;
+    let env = Env {
+        calendar: opts.config.calendar.clone(),
+        lists: rules.lists.clone(),
+    };
+    let store = Store::open(&d.database())?;
+    let cursors = store
+        .cursors()?
+        .into_iter()
+        .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
+        .collect();
+    let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(d))?;
+    core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
+    if !d.logs.is_empty() {
+        core.logs_starting(now);
+    }
+    Ok((core, cursors))
+}
+
 /// Starts the daemon's tasks on the current tokio runtime.
 pub async fn start(
     opts: RunOptions,
@@ -182,21 +208,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<Handle, RunError> {
     let d = opts.config.daemon.clone();
-    let env = Env {
-        calendar: opts.config.calendar.clone(),
-        lists: rules.lists.clone(),
-    };
-    let store = Store::open(&d.database())?;
-    let cursors: HashMap<String, tail::Cursor> = store
-        .cursors()?
-        .into_iter()
-        .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
-        .collect();
-    let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(&d))?;
-    core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
-    if !d.logs.is_empty() {
-        core.logs_starting(clock.now());
-    }
+    let (core, cursors) = open_core(&opts, rules, clock.now())?;
     let (tx, rx) = mpsc::channel::<Msg>(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (core_stop, core_stop_rx) = watch::channel(false);
@@ -750,18 +762,7 @@ async fn retry<T>(
 /// stop. Same core, same database as the daemon.
 pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<String, RunError> {
     let d = &opts.config.daemon;
-    let env = Env {
-        calendar: opts.config.calendar.clone(),
-        lists: rules.lists.clone(),
-    };
-    let store = Store::open(&d.database())?;
-    let cursors: HashMap<String, tail::Cursor> = store
-        .cursors()?
-        .into_iter()
-        .filter_map(|(k, json)| Some((k, serde_json::from_str(&json).ok()?)))
-        .collect();
-    let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(d))?;
-    core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
+    let (mut core, cursors) = open_core(opts, rules, now)?;
     let (mut checked, mut new) = (0usize, 0usize);
     let roots: Vec<fswatch::WatchRoot> = d
         .watch
@@ -789,7 +790,6 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         }
     }
     let mut set = tail::LogSet::new(d.logs.clone(), cursors, tail::TailLimits::default());
-    core.logs_starting(now);
     let mut lines_read = 0usize;
     loop {
         let batches = set.read(1 << 20);

@@ -707,47 +707,7 @@ impl Store {
         &self,
         now: Timestamp,
     ) -> Result<Vec<crate::rules::waivers::Waiver>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, rule, scope, value, reason, by, expires FROM waivers
-                 WHERE expires IS NULL OR expires > ?1",
-            )
-            .map_err(self.sq())?;
-        type Row = (i64, String, String, String, String, String, Option<i64>);
-        let rows: Vec<Row> = st
-            .query_map([millis(now)], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(self.sq())?;
-        let utc = jiff::tz::TimeZone::UTC;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, rule, scope, value, reason, by, expires)| {
-                let exp = expires
-                    .and_then(|m| Timestamp::from_millisecond(m).ok())
-                    .map(|t| t.to_string());
-                crate::rules::waivers::Waiver::new(
-                    &rule,
-                    (&scope, &value),
-                    &reason,
-                    &by,
-                    exp.as_deref(),
-                    &utc,
-                    format!("database waiver #{id}"),
-                )
-                .ok()
-            })
-            .collect())
+        load_waivers(&self.conn, Some(now)).map_err(self.sq())
     }
 
     /// The connection, for the outbox and the `violations` commands, which
@@ -814,6 +774,52 @@ fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
         tx.commit().map_err(Migrate::Sql)?;
     }
     Ok(())
+}
+
+/// Waivers added with `complyd violations waive` (those in force at `at`,
+/// or all); a row that no longer validates is left out.
+pub fn load_waivers(
+    conn: &Connection,
+    at: Option<Timestamp>,
+) -> rusqlite::Result<Vec<crate::rules::waivers::Waiver>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, rule, scope, value, reason, by, expires FROM waivers
+         WHERE ?1 IS NULL OR expires IS NULL OR expires > ?1 ORDER BY id",
+    )?;
+    type Row = (i64, String, String, String, String, String, Option<i64>);
+    let rows: Vec<Row> = st
+        .query_map([at.map(millis)], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    // Expiry is stored as an instant: no time zone is needed to read it.
+    let utc = jiff::tz::TimeZone::UTC;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, rule, scope, value, reason, by, expires)| {
+            let exp = expires
+                .and_then(|m| Timestamp::from_millisecond(m).ok())
+                .map(|t| t.to_string());
+            crate::rules::waivers::Waiver::new(
+                &rule,
+                (&scope, &value),
+                &reason,
+                &by,
+                exp.as_deref(),
+                &utc,
+                format!("database waiver #{id}"),
+            )
+            .ok()
+        })
+        .collect())
 }
 
 /// A message waiting in the outbox.

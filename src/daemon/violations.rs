@@ -267,40 +267,7 @@ pub fn waivers(
     tz: &jiff::tz::TimeZone,
 ) -> Result<String, String> {
     let mut all: Vec<Waiver> = from_file.to_vec();
-    let mut st = conn
-        .prepare("SELECT id, rule, scope, value, reason, by, expires FROM waivers ORDER BY id")
-        .map_err(|e| e.to_string())?;
-    type Row = (i64, String, String, String, String, String, Option<i64>);
-    let rows: Vec<Row> = st
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .and_then(|r| r.collect())
-        .map_err(|e| e.to_string())?;
-    for (id, rule, scope, value, reason, by, expires) in rows {
-        let exp = expires
-            .and_then(|m| Timestamp::from_millisecond(m).ok())
-            .map(|t| t.to_string());
-        if let Ok(w) = Waiver::new(
-            &rule,
-            (&scope, &value),
-            &reason,
-            &by,
-            exp.as_deref(),
-            tz,
-            format!("database waiver #{id}"),
-        ) {
-            all.push(w);
-        }
-    }
+    all.extend(super::store::load_waivers(conn, None).map_err(|e| e.to_string())?);
     let mut out = String::new();
     if all.is_empty() {
         out.push_str("no waivers\n");
