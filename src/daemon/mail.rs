@@ -26,6 +26,21 @@ pub struct SendError {
     pub unreachable: bool,
 }
 
+/// What names a message (Message-ID, .eml file): the violation's
+/// fingerprint and the kind — and for a reopening, which can happen more
+/// than once, the outbox row; for a second route, the route.
+pub fn message_key(item: &OutboxItem) -> String {
+    let kind = item.kind.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    let mut key = format!("{}.{kind}", item.record.fingerprint);
+    if item.kind == "reopened" {
+        key.push_str(&format!(".{}", item.id));
+    }
+    if let Some(r) = item.route.filter(|r| *r > 0) {
+        key.push_str(&format!(".r{r}"));
+    }
+    key
+}
+
 /// Builds the message for an outbox row.
 pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> {
     let bad = |reason: String| SendError {
@@ -41,11 +56,7 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
     let mut b = Message::builder()
         .from(from)
         .subject(subject(item))
-        .message_id(Some(format!(
-            "<{}.{}@complyd>",
-            r.fingerprint,
-            item.kind.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-        )));
+        .message_id(Some(format!("<{}@complyd>", message_key(item))));
     b = recipients(b, cfg, &item.to)?;
     if item.kind != "violation" {
         b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
@@ -331,7 +342,7 @@ pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<Pa
         unreachable: false,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let name = format!("{}.{}.eml", item.record.fingerprint, item.kind);
+    let name = format!("{}.eml", message_key(item));
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, msg.formatted()).map_err(fail)?;
     let path = dir.join(name);
@@ -396,6 +407,21 @@ mod tests {
         );
         let h = html(&item("violation"));
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;可以<mark>根治</mark>高血压"));
+    }
+
+    #[test]
+    fn each_reopening_and_each_further_route_is_a_message_of_its_own() {
+        let mut a = item("reopened");
+        a.id = 7;
+        let mut b = item("reopened");
+        b.id = 9;
+        assert_ne!(message_key(&a), message_key(&b));
+        let mut first = item("violation");
+        first.route = Some(0);
+        let mut second = item("violation");
+        second.route = Some(1);
+        assert_eq!(message_key(&first), "0123abcd.violation");
+        assert_eq!(message_key(&second), "0123abcd.violation.r1");
     }
 
     #[test]

@@ -493,6 +493,7 @@ async fn deliver(
                 let mut named = item.clone();
                 named.record.fingerprint = id;
                 named.kind = "digest".into();
+                named.route = None;
                 transport.send(&named, &m).await
             }
             Err(e) => Err(e),

@@ -520,7 +520,10 @@ impl Store {
                 let status = if l.retracted { "retracted" } else { "late" };
                 let changed = tx
                     .execute(
-                        "UPDATE violations SET status = ?2, late_at = ?3, updated = ?4
+                        // A late discharge keeps an acknowledgement; a
+                        // retraction ends the violation whatever its state.
+                        "UPDATE violations SET late_at = ?3, updated = ?4,
+                             status = CASE WHEN ?2 = 'late' AND status = 'acked' THEN 'acked' ELSE ?2 END
                          WHERE fingerprint = ?1 AND status IN ('open', 'acked')",
                         params![l.fingerprint, status, l.at, now_ms],
                     )

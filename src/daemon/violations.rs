@@ -175,11 +175,25 @@ pub fn set_status(
         Some(n) => format!("{status} by {by}: {n}"),
         None => format!("{status} by {by}"),
     };
-    conn.execute(
-        "UPDATE violations SET status = ?2, note = ?3, updated = ?4 WHERE id = ?1",
-        params![id, status, note, millis(now)],
-    )
-    .map_err(|e| e.to_string())?;
+    // Only a violation that stands can be acknowledged or resolved: a
+    // waived, retracted or fixed one says so instead of being overwritten.
+    let changed = conn
+        .execute(
+            "UPDATE violations SET status = ?2, note = ?3, updated = ?4
+             WHERE id = ?1 AND status IN ('open', 'acked', 'late')",
+            params![id, status, note, millis(now)],
+        )
+        .map_err(|e| e.to_string())?;
+    if changed == 0 {
+        let current: String = conn
+            .query_row("SELECT status FROM violations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .map_err(|e| e.to_string())?;
+        return Err(format!(
+            "#{id} is {current}; only an open, acknowledged or late violation can be {status}"
+        ));
+    }
     Ok(id)
 }
 

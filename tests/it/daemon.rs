@@ -378,6 +378,15 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
         .assert()
         .success();
     assert_eq!(status("password-leak"), "waived");
+    // A waived violation is not acknowledged over its waiver.
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args(["ack", &fp[..12], "--by", "zhou.jie"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("is waived"), "{err}");
     let out = complyd()
         .args(["violations", "--config"])
         .arg(&cfg)

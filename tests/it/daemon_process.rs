@@ -686,7 +686,8 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     assert_eq!(unsent, 0);
     let mut st = c
         .prepare(
-            "SELECT v.fingerprint || '.' || o.kind || '.eml' FROM outbox o
+            "SELECT v.fingerprint || '.' || o.kind
+                    || CASE WHEN o.kind = 'reopened' THEN '.' || o.id ELSE '' END || '.eml' FROM outbox o
              JOIN violations v ON v.id = o.violation WHERE o.sent_at IS NOT NULL",
         )
         .unwrap();
