@@ -104,6 +104,8 @@ struct RawMail {
     routes: Vec<crate::daemon::route::RawRoute>,
     #[serde(default)]
     config_errors: Vec<Spanned<String>>,
+    #[serde(default)]
+    remind_after: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +169,9 @@ pub struct MailConfig {
     pub smtp: Option<SmtpConfig>,
     /// Recipient groups and routes; without routes everything goes to `to`.
     pub routing: crate::daemon::route::Routing,
+    /// A reminder for a violation still open this many working days after
+    /// it was reported.
+    pub remind_after: Option<u32>,
 }
 
 /// How the connection to the SMTP server is protected.
@@ -301,6 +306,7 @@ impl DaemonConfig {
                 to: vec![DEFAULT_TO.into()],
                 smtp: None,
                 routing: Default::default(),
+                remind_after: None,
             },
             state_dir,
             watch: Vec::new(),
@@ -655,6 +661,17 @@ fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> 
         }
         c.mail.routing =
             crate::daemon::route::build(path, groups, &m.routes, &m.config_errors, diags);
+        if let Some(n) = &m.remind_after {
+            if n.value == 0 {
+                diags.push(Diagnostic::new(
+                    path,
+                    Pos::from(&n.referenced),
+                    Code::InvalidValue,
+                    "remind_after counts working days: 1 or more",
+                ));
+            }
+            c.mail.remind_after = Some(n.value);
+        }
     }
     c
 }

@@ -75,6 +75,8 @@ pub struct Core {
     /// Routes and the default recipients; `None`: everything at once to
     /// the mailer's `mail.to`.
     routing: Option<(super::route::Routing, Vec<String>)>,
+    /// Working days after which a violation still open is mailed again.
+    remind_after: Option<u32>,
     /// Lines that failed to parse since the last `take_malformed`.
     pub malformed: u64,
 }
@@ -100,6 +102,7 @@ impl Core {
             clock: None,
             behind: std::collections::HashMap::new(),
             routing: None,
+            remind_after: None,
             malformed: 0,
         })
     }
@@ -431,6 +434,23 @@ impl Core {
     /// Mail routes (from the configuration; set again on reload).
     pub fn set_routing(&mut self, routing: super::route::Routing, fallback: Vec<String>) {
         self.routing = Some((routing, fallback));
+    }
+
+    pub fn set_reminders(&mut self, working_days: Option<u32>) {
+        self.remind_after = working_days;
+    }
+
+    pub fn reminders(&self) -> Option<u32> {
+        self.remind_after
+    }
+
+    /// Queues reminders for violations still open after the configured
+    /// number of working days; returns how many.
+    pub fn remind(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        match self.remind_after {
+            Some(days) => self.store.remind(&self.env.calendar, days, now),
+            None => Ok(0),
+        }
     }
 
     /// Marks records that a waiver in force accepts: those in waivers.yaml

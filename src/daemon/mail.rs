@@ -182,6 +182,7 @@ fn subject(item: &OutboxItem) -> String {
     let head = match item.kind.as_str() {
         "retraction" => "【合规告警撤回】",
         "reopened" => "【合规告警·再次出现】",
+        "reminder" => "【合规提醒·仍未处理】",
         _ => "【合规告警】",
     };
     let subject = short(&r.subject, 40);
@@ -252,6 +253,7 @@ fn intro(item: &OutboxItem) -> &'static str {
     match item.kind.as_str() {
         "retraction" => "此前报告的违规已撤回：相关操作实际在期限内完成，只是记录晚到。",
         "reopened" => "此前已改正的违规再次出现在文件中，请内部监督小组核查处理。",
+        "reminder" => "这条违规报告后已超过规定的工作日仍未处理，请尽快核查、确认或豁免。",
         _ => "complyd 发现一条违规，请内部监督小组核查处理。",
     }
 }
@@ -394,6 +396,7 @@ mod tests {
             to: vec!["sup@example.com".into()],
             smtp: None,
             routing: Default::default(),
+            remind_after: None,
         };
         let msg = build(&cfg, &item("violation")).unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
@@ -432,6 +435,7 @@ mod tests {
             to: vec!["sup@example.com".into()],
             smtp: None,
             routing: Default::default(),
+            remind_after: None,
         };
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
         assert!(

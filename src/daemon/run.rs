@@ -195,6 +195,7 @@ fn open_core(
         .collect();
     let mut core = Core::new(Arc::new(rules), env, store, d.allowed_lateness, limits(d))?;
     core.set_routing(d.mail.routing.clone(), d.mail.to.clone());
+    core.set_reminders(d.mail.remind_after);
     if !d.logs.is_empty() {
         core.logs_starting(now);
     }
@@ -584,6 +585,9 @@ async fn core_loop(
     let mut watchdog = tokio::time::interval(ping.unwrap_or(Duration::from_secs(3600)));
     let mut last_ping = std::time::Instant::now();
     let mut skipped = 0usize;
+    // Reminders are looked for at start and then hourly, on the daemon's
+    // clock (they are due by working days, not to the minute).
+    let mut next_remind = Some(clock.now());
     loop {
         // While inputs keep coming (a catch-up keeps the channel full) the
         // watchdog branch below is never chosen: ping here too.
@@ -591,7 +595,25 @@ async fn core_loop(
             let _ = opts.notifier.watchdog();
             last_ping = std::time::Instant::now();
         }
-        let deadline = core.next_deadline();
+        if core.reminders().is_none() {
+            next_remind = None;
+        } else if next_remind.is_none() {
+            next_remind = Some(clock.now());
+        }
+        if let Some(t) = next_remind
+            && clock.now() >= t
+        {
+            let n = retry(&opts.notifier, || core.remind(clock.now())).await;
+            if n > 0 {
+                tracing::info!("{n} reminder(s) queued for violations still open");
+                mail_wake.notify_one();
+            }
+            next_remind = Some(clock.now() + SignedDuration::from_hours(1));
+        }
+        let deadline = match (core.next_deadline(), next_remind) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let msg = tokio::select! {
             biased;
             m = rx.recv() => match m { Some(m) => m, None => break },
@@ -687,6 +709,7 @@ async fn core_loop(
                             config.daemon.mail.routing.clone(),
                             config.daemon.mail.to.clone(),
                         );
+                        core.set_reminders(config.daemon.mail.remind_after);
                         opts.config = config;
                         if changed {
                             rewalk.notify_one();
@@ -810,6 +833,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
     }
     core.logs_read();
     new += core.tick(now)?;
+    core.remind(now)?;
     // Deliver the outbox on a runtime of its own (lettre's SMTP transport
     // is async); an unreachable server ends the pass, the rest waits.
     let rt = tokio::runtime::Builder::new_current_thread()

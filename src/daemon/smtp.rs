@@ -206,6 +206,7 @@ mod tests {
             to: vec!["b@example.com".into()],
             smtp: Some(s),
             routing: Default::default(),
+            remind_after: None,
         };
         let t = Transport::new(&cfg).unwrap();
         for text in [format!("{t:?}"), format!("{t:#?}"), format!("{cfg:?}")] {
@@ -231,6 +232,7 @@ mod tests {
             to: vec!["b@example.com".into()],
             smtp: Some(s),
             routing: Default::default(),
+            remind_after: None,
         };
         let t = Transport::new(&cfg).unwrap();
         let msg = Message::builder()

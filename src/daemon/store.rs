@@ -70,6 +70,9 @@ ALTER TABLE outbox ADD COLUMN recipients TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE outbox ADD COLUMN route INTEGER;
 ALTER TABLE outbox ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE violations ADD COLUMN reminded INTEGER;
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -777,6 +780,68 @@ fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
         tx.commit().map_err(Migrate::Sql)?;
     }
     Ok(())
+}
+
+impl Store {
+    /// Queues a reminder for each violation still standing `days` working
+    /// days after it was recorded (once per violation, to the recipients
+    /// of its first message; a violation never mailed gets none). Returns
+    /// how many were queued.
+    pub fn remind(
+        &mut self,
+        calendar: &crate::calendar::Calendar,
+        days: u32,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let span = std::time::Duration::from_secs(u64::from(days) * 86_400);
+        let path = self.path.clone();
+        let sq = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sq)?;
+        // N working days are at least N calendar days: a cheap prefilter.
+        let candidates: Vec<(i64, i64)> = {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT id, created FROM violations
+                     WHERE status IN ('open', 'acked', 'late') AND reminded IS NULL
+                       AND created <= ?1
+                       AND EXISTS (SELECT 1 FROM outbox WHERE violation = violations.id)",
+                )
+                .map_err(sq)?;
+            st.query_map([millis(now) - span.as_millis() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(sq)?
+        };
+        let mut queued = 0;
+        for (id, created) in candidates {
+            let Ok(created) = Timestamp::from_millisecond(created) else {
+                continue;
+            };
+            let due = calendar.add(created, span, crate::calendar::Clock::WorkingDays);
+            if now < due {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
+                 SELECT ?1, 'reminder', ?2, ?2, recipients FROM outbox
+                 WHERE violation = ?1 ORDER BY id LIMIT 1",
+                params![id, millis(now)],
+            )
+            .map_err(sq)?;
+            tx.execute(
+                "UPDATE violations SET reminded = ?2 WHERE id = ?1",
+                params![id, millis(now)],
+            )
+            .map_err(sq)?;
+            queued += 1;
+        }
+        tx.commit().map_err(sq)?;
+        Ok(queued)
+    }
 }
 
 /// Waivers added with `complyd violations waive` (those in force at `at`,

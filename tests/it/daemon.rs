@@ -542,3 +542,77 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
     );
     h.shutdown().await.unwrap();
 }
+
+/// A violation still open two working days after it was mailed is mailed
+/// again, once, threaded to the first message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_violation_still_open_after_two_working_days_gets_one_reminder() {
+    let s = Setup::new();
+    let cfg_path = s.path("complyd.yaml");
+    std::fs::write(
+        &cfg_path,
+        "state: state\nwatch: [{path: drop}]\nmail:\n  remind_after: 2\n",
+    )
+    .unwrap();
+    let config = complyd::config::load(&cfg_path).unwrap();
+    let mut opts = RunOptions::new(config, Some(cfg_path), s.opts.rules_dir.clone());
+    opts.config.daemon.stable_for = Duration::from_millis(200);
+    // Friday 10:00: two working days later is Tuesday 10:00.
+    let clock = ManualClock::new(t("2026-03-06T10:00:00+08:00"));
+    let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    std::fs::write(s.path("drop/post.txt"), "本品可以根治高血压\n").unwrap();
+    let db = || rusqlite::Connection::open(s.path("state/complyd.db")).unwrap();
+    let count = |q: &str| -> i64 { db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
+    let wait = |q: &'static str, n: i64| {
+        let count = &count;
+        async move {
+            let start = Instant::now();
+            while count(q) != n {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "waiting for {q} = {n}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'violation' AND sent_at IS NOT NULL",
+        1,
+    )
+    .await;
+    // Monday 10:30: one working day only (the weekend does not count).
+    clock.set(t("2026-03-09T10:30:00+08:00"));
+    h.barrier().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder'"),
+        0
+    );
+    // Tuesday 10:30: a reminder, sent, threaded to the first mail.
+    clock.set(t("2026-03-10T10:30:00+08:00"));
+    wait(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND sent_at IS NOT NULL",
+        1,
+    )
+    .await;
+    let fp: String = db()
+        .query_row("SELECT fingerprint FROM violations", [], |r| r.get(0))
+        .unwrap();
+    let mail = std::fs::read_to_string(s.path(&format!("state/mail/{fp}.reminder.eml"))).unwrap();
+    assert!(
+        mail.contains(&format!("In-Reply-To: <{fp}.violation@complyd>")),
+        "{mail}"
+    );
+    // Only once.
+    clock.set(t("2026-03-12T10:30:00+08:00"));
+    h.barrier().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder'"),
+        1
+    );
+    h.shutdown().await.unwrap();
+}
