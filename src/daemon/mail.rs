@@ -139,27 +139,18 @@ pub fn build_digest(
         .subject(subject)
         .message_id(Some(format!("<digest.{id}@complyd>")));
     let b = recipients(b, cfg, &first.to)?;
-    let mut text = format!(
-        "complyd 汇总了 {} 条违规，请内部监督小组核查处理。\n",
+    let intro = format!(
+        "complyd 汇总了 {} 条违规，请内部监督小组核查处理。",
         items.len()
     );
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">",
-    );
-    html.push_str(&format!(
-        "<p>{}</p>",
-        escape(&format!(
-            "complyd 汇总了 {} 条违规，请内部监督小组核查处理。",
-            items.len()
-        ))
-    ));
+    let mut text = format!("{intro}\n");
+    let mut body = String::new();
     for (n, item) in items.iter().enumerate() {
         text.push_str(&format!("\n{}.\n", n + 1));
         for (k, v) in lines(item) {
             text.push_str(&format!("{k}：{v}\n"));
         }
-        html.push_str(&format!(
+        body.push_str(&format!(
             "<h3>{}. {}</h3>{}",
             n + 1,
             escape(&item.record.message),
@@ -167,10 +158,7 @@ pub fn build_digest(
         ));
     }
     text.push_str(&format!("\n{ACK_HINT}\n"));
-    html.push_str(&format!(
-        "<p style=\"color:#666\">{}</p></body></html>",
-        escape(ACK_HINT)
-    ));
+    let html = page(&intro, &body);
     let msg = b
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| bad(format!("cannot build the message: {e}")))?;
@@ -270,17 +258,19 @@ fn text(item: &OutboxItem) -> String {
 }
 
 fn html(item: &OutboxItem) -> String {
-    let mut s = String::from(
+    page(intro(item), &table(item))
+}
+
+/// An HTML message readable on a phone: the intro (escaped here), the
+/// body (already escaped), how to acknowledge or waive.
+fn page(intro: &str, body: &str) -> String {
+    format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">",
-    );
-    s.push_str(&format!("<p>{}</p>", escape(intro(item))));
-    s.push_str(&table(item));
-    s.push_str(&format!(
-        "<p style=\"color:#666\">{}</p></body></html>",
+         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">\
+         <p>{}</p>{body}<p style=\"color:#666\">{}</p></body></html>",
+        escape(intro),
         escape(ACK_HINT)
-    ));
-    s
+    )
 }
 
 /// One violation as an HTML table, every value escaped, the match marked.

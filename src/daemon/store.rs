@@ -280,19 +280,19 @@ impl Store {
         }
     }
 
+    /// (rule, key, data) rows of a query.
+    fn keyed_rows(&self, sql: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut st = self.conn.prepare(sql).map_err(self.sq())?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.sq())
+    }
+
     /// Rebuilds the mirror from the database (at start, and after a failed
     /// commit so that memory matches disk again).
     pub fn reload(&mut self) -> Result<(), StoreError> {
         let mut mem = MemoryState::default();
-        let obligations: Vec<(String, String, String)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT rule, key, data FROM obligations")
-                .map_err(self.sq())?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(self.sq())?
-        };
+        let obligations = self.keyed_rows("SELECT rule, key, data FROM obligations")?;
         for (rule, key, data) in obligations {
             if let Ok(o) = serde_json::from_str::<ObligationRow>(&data) {
                 mem.put_obligation(Obligation {
@@ -307,15 +307,7 @@ impl Store {
                 });
             }
         }
-        let facts: Vec<(String, String, String)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT rule, key, data FROM facts ORDER BY id")
-                .map_err(self.sq())?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(self.sq())?
-        };
+        let facts = self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")?;
         for (rule, key, data) in facts {
             if let Ok(f) = serde_json::from_str::<FactRow>(&data) {
                 mem.add_fact(

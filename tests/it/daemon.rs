@@ -52,6 +52,17 @@ impl Setup {
         Setup { dir, opts }
     }
 
+    /// Options from a configuration file written in the temporary folder
+    /// (paths in it are relative to that folder).
+    fn with_config(&self, yaml: &str) -> RunOptions {
+        let cfg_path = self.path("complyd.yaml");
+        std::fs::write(&cfg_path, yaml).unwrap();
+        let config = complyd::config::load(&cfg_path).unwrap();
+        let mut opts = RunOptions::new(config, Some(cfg_path), self.opts.rules_dir.clone());
+        opts.config.daemon.stable_for = Duration::from_millis(200);
+        opts
+    }
+
     fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
@@ -475,15 +486,9 @@ async fn deadlines_that_fell_due_while_down_fire_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
     let s = Setup::new();
-    let cfg_path = s.path("complyd.yaml");
-    std::fs::write(
-        &cfg_path,
+    let opts = s.with_config(
         "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    supervision: [jiandu@example.com]\n    content: [content@example.com]\n  routes:\n    - {severity: [critical], to: [supervision]}\n    - {to: [content], delivery: 30m}\n",
-    )
-    .unwrap();
-    let config = complyd::config::load(&cfg_path).unwrap();
-    let mut opts = RunOptions::new(config, Some(cfg_path), s.opts.rules_dir.clone());
-    opts.config.daemon.stable_for = Duration::from_millis(200);
+    );
     let clock = ManualClock::new(t("2026-03-02T10:07:00+08:00"));
     let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
         .await
@@ -493,16 +498,12 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
         "本品可以根治高血压，100%有效。\n全国销量第一。\n",
     )
     .unwrap();
-    let db = || rusqlite::Connection::open(s.path("state/complyd.db")).unwrap();
-    let count = |q: &str| -> i64 { db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
-    let start = Instant::now();
-    while count("SELECT COUNT(*) FROM outbox WHERE digest = 0 AND sent_at IS NOT NULL") < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "critical mails not sent"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let count = |q: &str| -> i64 { s.db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
+    s.wait_for(
+        "SELECT COUNT(*) FROM outbox WHERE digest = 0 AND sent_at IS NOT NULL",
+        |n| n >= 2,
+    )
+    .await;
     let violations = count("SELECT COUNT(*) FROM violations");
     assert!(violations >= 3, "{violations}");
     let mails = |prefix: &str| -> Vec<String> {
@@ -528,11 +529,10 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
         violations
     );
     clock.set(t("2026-03-02T10:30:01+08:00"));
-    let start = Instant::now();
-    while count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") > 0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "digest not sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.wait_for("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", |n| {
+        n == 0
+    })
+    .await;
     let digests = mails(".digest.eml");
     assert_eq!(digests.len(), 1, "one digest for the window");
     assert!(
@@ -548,39 +548,17 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_violation_still_open_after_two_working_days_gets_one_reminder() {
     let s = Setup::new();
-    let cfg_path = s.path("complyd.yaml");
-    std::fs::write(
-        &cfg_path,
-        "state: state\nwatch: [{path: drop}]\nmail:\n  remind_after: 2\n",
-    )
-    .unwrap();
-    let config = complyd::config::load(&cfg_path).unwrap();
-    let mut opts = RunOptions::new(config, Some(cfg_path), s.opts.rules_dir.clone());
-    opts.config.daemon.stable_for = Duration::from_millis(200);
+    let opts = s.with_config("state: state\nwatch: [{path: drop}]\nmail:\n  remind_after: 2\n");
     // Friday 10:00: two working days later is Tuesday 10:00.
     let clock = ManualClock::new(t("2026-03-06T10:00:00+08:00"));
     let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
         .await
         .unwrap();
     std::fs::write(s.path("drop/post.txt"), "本品可以根治高血压\n").unwrap();
-    let db = || rusqlite::Connection::open(s.path("state/complyd.db")).unwrap();
-    let count = |q: &str| -> i64 { db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
-    let wait = |q: &'static str, n: i64| {
-        let count = &count;
-        async move {
-            let start = Instant::now();
-            while count(q) != n {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "waiting for {q} = {n}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    wait(
+    let count = |q: &str| -> i64 { s.db().query_row(q, [], |r| r.get(0)).unwrap_or(-1) };
+    s.wait_for(
         "SELECT COUNT(*) FROM outbox WHERE kind = 'violation' AND sent_at IS NOT NULL",
-        1,
+        |n| n == 1,
     )
     .await;
     // Monday 10:30: one working day only (the weekend does not count).
@@ -593,12 +571,13 @@ async fn a_violation_still_open_after_two_working_days_gets_one_reminder() {
     );
     // Tuesday 10:30: a reminder, sent, threaded to the first mail.
     clock.set(t("2026-03-10T10:30:00+08:00"));
-    wait(
+    s.wait_for(
         "SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND sent_at IS NOT NULL",
-        1,
+        |n| n == 1,
     )
     .await;
-    let fp: String = db()
+    let fp: String = s
+        .db()
         .query_row("SELECT fingerprint FROM violations", [], |r| r.get(0))
         .unwrap();
     let mail = std::fs::read_to_string(s.path(&format!("state/mail/{fp}.reminder.eml"))).unwrap();
