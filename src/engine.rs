@@ -8,9 +8,9 @@
 //! in-memory state; the daemon runs the same function with its SQLite state.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::{Map, Value};
 
 use crate::calendar::Calendar;
 use crate::event::{Event, Evidence};
@@ -35,27 +35,26 @@ pub struct Obligation {
     pub fired: bool,
 }
 
-/// A remembered event, for rules that look back (prerequisites).
+/// A remembered event, for rules that look back (prerequisites). Shared:
+/// a rule looks at every fact of its key on every event of that key, which
+/// must not copy their fields each time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fact {
-    pub kind: String,
-    pub ts: Timestamp,
-    pub fields: Map<String, Value>,
-    pub evidence: Evidence,
-}
+pub struct Fact(Arc<Event>);
 
 impl Fact {
     pub fn of(ev: &Event) -> Fact {
-        Fact {
-            kind: ev.kind.clone(),
-            ts: ev.ts,
-            fields: ev.fields.clone(),
-            evidence: ev.evidence.clone(),
-        }
+        Fact(Arc::new(ev.clone()))
     }
 
-    pub fn text(&self, field: &str) -> Option<String> {
-        crate::event::value_text(self.fields.get(field)?)
+    pub fn new(ev: Event) -> Fact {
+        Fact(Arc::new(ev))
+    }
+}
+
+impl std::ops::Deref for Fact {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.0
     }
 }
 

@@ -54,6 +54,11 @@ impl ReorderWindow {
         self.held.pop_first().map(|((_, id), ev)| (id, ev))
     }
 
+    /// Whether the event pushed as `id` at `ts` is still held.
+    pub fn contains(&self, ts: Timestamp, id: u64) -> bool {
+        self.held.contains_key(&(ts, id))
+    }
+
     pub fn oldest(&self) -> Option<Timestamp> {
         self.held.first_key_value().map(|(&(ts, _), _)| ts)
     }

@@ -7,15 +7,15 @@
 //! lateness passes them, and deadlines fire at due + lateness, so a reply
 //! written to another log a little late still counts as in time.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
+use super::held::{BatchWriter, Batches};
 use super::record::{self, Record};
-use super::store::{FileRow, HeldRow, LateMark, Store, StoreError, Writes};
+use super::store::{FileRow, LateMark, Store, StoreError, Writes};
 use crate::check::check_document;
 use crate::engine::{self, Effect, Env, Input, State};
 use crate::event::{Event, Evidence, parse_line};
@@ -62,8 +62,12 @@ pub struct Core {
     lateness: SignedDuration,
     limits: Limits,
     window: ReorderWindow,
-    /// Ids of held events already written to the database.
-    persisted: HashSet<u64>,
+    /// The stored batches of held events (held.rs).
+    batches: Batches,
+    /// Events up to here have left the window; it never goes back.
+    horizon: Option<Timestamp>,
+    /// Stored batches found empty at start, deleted by the next commit.
+    drained: Vec<u64>,
     /// The engine's clock: never runs backwards.
     clock: Option<Timestamp>,
     /// Logs still being caught up on (a batch that did not reach the end),
@@ -90,15 +94,18 @@ impl Core {
         lateness: SignedDuration,
         limits: Limits,
     ) -> Result<Core, StoreError> {
-        let (window, persisted) = load_window(&store)?;
+        let mut store = store;
+        let restored = store.restore_window()?;
         Ok(Core {
             rules,
             env,
             store,
             lateness,
             limits,
-            window,
-            persisted,
+            window: restored.window,
+            batches: restored.batches,
+            horizon: restored.horizon,
+            drained: restored.drained,
             clock: None,
             behind: std::collections::HashMap::new(),
             routing: None,
@@ -383,8 +390,8 @@ impl Core {
         }
         let mut w = Writes::default();
         let n = lines.len() as u64;
-        for l in lines {
-            let first = l.line == 1;
+        let mut pushed = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
             let evidence = Evidence {
                 path: l.file.clone(),
                 line: u32::try_from(l.line).unwrap_or(u32::MAX),
@@ -394,13 +401,7 @@ impl Core {
                 .as_ref()
                 .map_err(|reason| format!("{evidence}: {reason}"))
                 .and_then(|text| {
-                    let text = text.strip_suffix('\r').unwrap_or(text);
-                    // A byte order mark some Windows tools write, as replay.
-                    let text = if first {
-                        text.strip_prefix('\u{feff}').unwrap_or(text)
-                    } else {
-                        text
-                    };
+                    let text = held_text(text, l.line);
                     if text.trim().is_empty() {
                         return Err(String::new());
                     }
@@ -408,7 +409,8 @@ impl Core {
                 });
             match parsed {
                 Ok(ev) => {
-                    self.window.push(ev);
+                    let ts = ev.ts;
+                    pushed.push((self.window.push(ev), ts, i));
                 }
                 Err(e) if e.is_empty() => {}
                 Err(e) => {
@@ -420,6 +422,26 @@ impl Core {
         }
         w.cursor = Some((key.to_string(), cursor.to_string(), n));
         self.advance(&mut w, now);
+        // What this input read and still holds is stored as one batch, the
+        // lines as read (only an event released right away needs none).
+        let bytes = lines
+            .iter()
+            .map(|l| l.text.as_ref().map_or(0, String::len) + 24);
+        let mut batch = BatchWriter::with_capacity(bytes.sum());
+        let mut last = 0;
+        for (id, ts, i) in pushed {
+            if self.window.contains(ts, id)
+                && let Ok(text) = &lines[i].text
+            {
+                let line = u32::try_from(lines[i].line).unwrap_or(u32::MAX);
+                batch.push(id, &lines[i].file, line, held_text(text, lines[i].line));
+                last = id;
+            }
+        }
+        if let Some((first, blob, count)) = batch.finish() {
+            self.batches.add(first, last, count);
+            w.held_batch = Some((first, blob));
+        }
         self.commit(w, now)
     }
 
@@ -477,29 +499,9 @@ impl Core {
 
     fn commit(&mut self, mut w: Writes, now: Timestamp) -> Result<usize, StoreError> {
         self.waive(&mut w.records, now);
-        // Events still held are written so a restart does not lose them;
-        // ones released this input and written earlier are deleted.
-        for (id, ev) in self.window.ids() {
-            if !self.persisted.contains(&id) {
-                w.held_insert.push(HeldRow {
-                    id,
-                    evidence: ev.evidence.clone(),
-                    ts: ev.ts,
-                    // The same JSON as a `Value::Object`, without cloning the map.
-                    event: serde_json::to_string(&ev.fields).unwrap_or_default(),
-                });
-            }
-        }
-        let inserted: Vec<u64> = w.held_insert.iter().map(|h| h.id).collect();
-        let deleted = w.held_delete.clone();
+        w.held_drop.append(&mut self.drained);
         match self.store.commit(w, now) {
-            Ok(c) => {
-                self.persisted.extend(inserted);
-                for id in deleted {
-                    self.persisted.remove(&id);
-                }
-                Ok(c.new.len())
-            }
+            Ok(c) => Ok(c.new.len()),
             Err(e) => {
                 // The store reloaded its state from disk; the window would
                 // now disagree with it, so rebuild it from disk too.
@@ -510,7 +512,9 @@ impl Core {
     }
 
     fn restore_window(&mut self) -> Result<(), StoreError> {
-        (self.window, self.persisted) = load_window(&self.store)?;
+        let r = self.store.restore_window()?;
+        (self.window, self.batches) = (r.window, r.batches);
+        (self.horizon, self.drained) = (r.horizon, r.drained);
         self.clock = None;
         Ok(())
     }
@@ -520,11 +524,18 @@ impl Core {
     fn advance(&mut self, w: &mut Writes, now: Timestamp) {
         // Events leave the reorder window by the wall clock, in timestamp
         // order, and are evaluated at their own time.
+        // The horizon never goes back (a wall clock set back releases
+        // nothing twice), which is what lets a restart tell the stored
+        // events still held from those released (held.rs).
         let mut effects = Vec::new();
-        while let Some((id, ev)) = self.window.pop_through(now - self.lateness) {
-            if self.persisted.contains(&id) {
-                w.held_delete.push(id);
-            }
+        let horizon = now - self.lateness;
+        if self.horizon.is_none_or(|h| horizon > h) {
+            self.horizon = Some(horizon);
+            w.horizon = Some(horizon);
+        }
+        let horizon = self.horizon.unwrap_or(horizon);
+        while let Some((id, ev)) = self.window.pop_through(horizon) {
+            w.held_drop.extend(self.batches.release(id));
             self.apply(&ev, w, &mut effects);
         }
         // Deadlines fire by the wall clock too — except while a log is being
@@ -658,25 +669,16 @@ impl Core {
     }
 }
 
-/// The reorder window as the database holds it, and the ids it holds. New
-/// ids start past every stored row, even one that no longer parses (it
-/// stays in the table; reusing its id would fail every later commit).
-fn load_window(store: &Store) -> Result<(ReorderWindow, HashSet<u64>), StoreError> {
-    let held = store.held_events()?;
-    let first = held.iter().map(|h| h.0 + 1).max().unwrap_or(1);
-    let mut window = ReorderWindow::starting_at(first);
-    let mut persisted = HashSet::new();
-    for (id, file, line, json) in held {
-        let evidence = Evidence {
-            path: Arc::from(file.as_path()),
-            line,
-        };
-        if let Ok(ev) = parse_line(&json, evidence) {
-            window.push_with_id(id, ev);
-            persisted.insert(id);
-        }
+/// A line as evaluated and stored: without the CR of a CRLF line end, and
+/// on a log's first line without the byte order mark some Windows tools
+/// write (as replay reads it).
+fn held_text(text: &str, line: u64) -> &str {
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if line == 1 {
+        text.strip_prefix('\u{feff}').unwrap_or(text)
+    } else {
+        text
     }
-    Ok((window, persisted))
 }
 
 /// Modification time in nanoseconds since the epoch.

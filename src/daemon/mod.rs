@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod cmd;
 pub mod core;
+pub mod held;
 pub mod logging;
 pub mod mail;
 pub mod record;

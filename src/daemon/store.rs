@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::record::Record;
 use crate::engine::{Fact, MemoryState, Obligation, State};
-use crate::event::Evidence;
+use crate::event::{Event, Evidence};
 
 /// Schema migrations, applied in order; `user_version` counts those done.
 const MIGRATIONS: &[&str] = &[
@@ -73,6 +73,11 @@ ALTER TABLE outbox ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE violations ADD COLUMN reminded INTEGER;
 "#,
+    // The reorder window, one row per input's held events (held.rs);
+    // held_events stays for the rows of older versions, converted at start.
+    r#"
+CREATE TABLE held_batches (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -109,16 +114,6 @@ pub struct FileRow {
     pub rules: String,
 }
 
-/// An event held in the reorder window, persisted while held.
-#[derive(Debug, Clone)]
-pub struct HeldRow {
-    pub id: u64,
-    pub evidence: Evidence,
-    pub ts: Timestamp,
-    /// The event's fields as JSON (the line as parsed).
-    pub event: String,
-}
-
 /// A late discharge of a reported deadline.
 #[derive(Debug, Clone)]
 pub struct LateMark {
@@ -141,8 +136,12 @@ pub struct Writes {
     pub removed_file: Option<PathBuf>,
     /// (source key, cursor JSON, lines read).
     pub cursor: Option<(String, String, u64)>,
-    pub held_insert: Vec<HeldRow>,
-    pub held_delete: Vec<u64>,
+    /// The events of this input still held after it: (first id, blob).
+    pub held_batch: Option<(u64, Vec<u8>)>,
+    /// Batches whose last held event was released.
+    pub held_drop: Vec<u64>,
+    /// The window's release horizon after this input, when it moved.
+    pub horizon: Option<Timestamp>,
     /// (source, message): shown by `complyd status`.
     pub errors: Vec<(String, String)>,
     /// The engine's `start` ran on this state.
@@ -190,7 +189,16 @@ struct ObligationRow {
     fired: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A [`FactRow`] as written, borrowing the fact.
+#[derive(Serialize)]
+struct FactRowRef<'a> {
+    kind: &'a str,
+    ts: Timestamp,
+    fields: &'a Map<String, Value>,
+    evidence: EvidenceRow,
+}
+
+#[derive(Deserialize)]
 struct FactRow {
     kind: String,
     ts: Timestamp,
@@ -209,7 +217,11 @@ pub struct Store {
     path: PathBuf,
     mem: MemoryState,
     dirty: HashSet<(String, String)>,
-    new_facts: Vec<(String, String, Fact)>,
+    /// Obligations that have a row: one created and discharged between two
+    /// commits (a question answered in the same batch) never gets one.
+    on_disk: HashSet<(String, String)>,
+    /// Facts added since the last commit: (rule, key, ts ms, row JSON).
+    new_facts: Vec<(String, String, i64, String)>,
     started: bool,
     last_prune: Option<Timestamp>,
 }
@@ -256,6 +268,7 @@ impl Store {
             path: db.to_path_buf(),
             mem: MemoryState::default(),
             dirty: HashSet::new(),
+            on_disk: HashSet::new(),
             new_facts: Vec::new(),
             started: false,
             last_prune: None,
@@ -273,7 +286,7 @@ impl Store {
         self.conn.busy_timeout(d).map_err(self.sq())
     }
 
-    fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(super) fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -293,7 +306,9 @@ impl Store {
     pub fn reload(&mut self) -> Result<(), StoreError> {
         let mut mem = MemoryState::default();
         let obligations = self.keyed_rows("SELECT rule, key, data FROM obligations")?;
+        let mut on_disk = HashSet::new();
         for (rule, key, data) in obligations {
+            on_disk.insert((rule.clone(), key.clone()));
             if let Ok(o) = serde_json::from_str::<ObligationRow>(&data) {
                 mem.put_obligation(Obligation {
                     rule,
@@ -313,12 +328,12 @@ impl Store {
                 mem.add_fact(
                     &rule,
                     &key,
-                    Fact {
+                    Fact::new(Event {
                         kind: f.kind,
                         ts: f.ts,
                         fields: f.fields,
                         evidence: f.evidence.into(),
-                    },
+                    }),
                 );
             }
         }
@@ -331,6 +346,7 @@ impl Store {
             .map_err(self.sq())?
             .is_some();
         self.mem = mem;
+        self.on_disk = on_disk;
         self.dirty.clear();
         self.new_facts.clear();
         Ok(())
@@ -346,7 +362,13 @@ impl Store {
     pub fn commit(&mut self, w: Writes, now: Timestamp) -> Result<Committed, StoreError> {
         match self.try_commit(&w, now) {
             Ok(c) => {
-                self.dirty.clear();
+                for k in self.dirty.drain() {
+                    if self.mem.has_obligation(&k.0, &k.1) {
+                        self.on_disk.insert(k);
+                    } else {
+                        self.on_disk.remove(&k);
+                    }
+                }
                 self.new_facts.clear();
                 if w.started {
                     self.started = true;
@@ -380,7 +402,7 @@ impl Store {
             let mut del = tx
                 .prepare_cached("DELETE FROM obligations WHERE rule = ?1 AND key = ?2")
                 .map_err(sq)?;
-            for (rule, key) in &self.dirty {
+            for k @ (rule, key) in &self.dirty {
                 match self.mem.obligation(rule, key) {
                     Some(o) => {
                         let row = ObligationRow {
@@ -395,24 +417,17 @@ impl Store {
                         put.execute(params![rule, key, millis(o.wake), data])
                             .map_err(sq)?;
                     }
-                    None => {
+                    None if self.on_disk.contains(k) => {
                         del.execute(params![rule, key]).map_err(sq)?;
                     }
+                    None => {}
                 }
             }
             let mut fact = tx
                 .prepare_cached("INSERT INTO facts (rule, key, ts, data) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sq)?;
-            for (rule, key, f) in &self.new_facts {
-                let row = FactRow {
-                    kind: f.kind.clone(),
-                    ts: f.ts,
-                    fields: f.fields.clone(),
-                    evidence: EvidenceRow::from(&f.evidence),
-                };
-                let data = serde_json::to_string(&row).unwrap_or_default();
-                fact.execute(params![rule, key, millis(f.ts), data])
-                    .map_err(sq)?;
+            for (rule, key, ts, data) in &self.new_facts {
+                fact.execute(params![rule, key, ts, data]).map_err(sq)?;
             }
             let mut ins = tx
                 .prepare_cached(
@@ -591,28 +606,20 @@ impl Store {
             )
             .map_err(sq)?;
         }
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO held_events (id, file, line, ts, event) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
+        if let Some((id, blob)) = &w.held_batch {
+            tx.prepare_cached("INSERT INTO held_batches (id, data) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![*id as i64, blob]))
                 .map_err(sq)?;
-            for h in &w.held_insert {
-                ins.execute(params![
-                    h.id as i64,
-                    h.evidence.path.display().to_string(),
-                    h.evidence.line,
-                    millis(h.ts),
-                    h.event
-                ])
+        }
+        for id in &w.held_drop {
+            tx.prepare_cached("DELETE FROM held_batches WHERE id = ?1")
+                .and_then(|mut st| st.execute([*id as i64]))
                 .map_err(sq)?;
-            }
-            let mut del = tx
-                .prepare_cached("DELETE FROM held_events WHERE id = ?1")
+        }
+        if let Some(h) = w.horizon {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES ('held_horizon', ?1)")
+                .and_then(|mut st| st.execute([h.to_string()]))
                 .map_err(sq)?;
-            for id in &w.held_delete {
-                del.execute([*id as i64]).map_err(sq)?;
-            }
         }
         for (source, message) in &w.errors {
             tx.execute(
@@ -682,30 +689,17 @@ impl Store {
             .map_err(self.sq())
     }
 
-    /// Events held in the reorder window when the daemon last stopped.
-    pub fn held_events(&self) -> Result<Vec<(u64, PathBuf, u32, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, file, line, event FROM held_events ORDER BY id")
-            .map_err(self.sq())?;
-        st.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                PathBuf::from(r.get::<_, String>(1)?),
-                r.get(2)?,
-                r.get(3)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(self.sq())
-    }
-
     /// Waivers added with `complyd violations waive`, still in force at `now`.
     pub fn db_waivers(
         &self,
         now: Timestamp,
     ) -> Result<Vec<crate::rules::waivers::Waiver>, StoreError> {
         load_waivers(&self.conn, Some(now)).map_err(self.sq())
+    }
+
+    /// For the held events' batches (held.rs), outside an input's commit.
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// The connection, for the outbox and the `violations` commands, which
@@ -743,8 +737,16 @@ impl State for Store {
         self.mem.facts(rule, key)
     }
     fn add_fact(&mut self, rule: &str, key: &str, fact: Fact) {
+        // Written out now rather than cloned for the commit.
+        let row = FactRowRef {
+            kind: &fact.kind,
+            ts: fact.ts,
+            fields: &fact.fields,
+            evidence: EvidenceRow::from(&fact.evidence),
+        };
+        let data = serde_json::to_string(&row).unwrap_or_default();
         self.new_facts
-            .push((rule.to_string(), key.to_string(), fact.clone()));
+            .push((rule.to_string(), key.to_string(), millis(fact.ts), data));
         self.mem.add_fact(rule, key, fact);
     }
     fn obligation_count(&self) -> usize {

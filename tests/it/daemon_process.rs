@@ -582,7 +582,7 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         bad_lines as i64,
         "one error row per malformed line"
     );
-    assert_eq!(site.int("SELECT COUNT(*) FROM held_events"), 0);
+    assert_eq!(site.int("SELECT COUNT(*) FROM held_batches"), 0);
 
     // (a) The log's violations are replay's, none twice. A reply logged in
     // time but read in a later batch than its question (the wall clock had

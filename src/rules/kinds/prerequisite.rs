@@ -179,7 +179,7 @@ impl EventCheck for PrerequisiteCheck {
                     .iter()
                     .filter(|f| f.ts <= ev.ts)
                     .filter(|f| {
-                        m.matches(&fact_event(f), lists)
+                        m.matches(f, lists)
                             && self.same_version(ev, f)
                             && !self.voided(&facts, f, ev, lists)
                             && match (&self.distinct, &author) {
@@ -241,7 +241,7 @@ impl PrerequisiteCheck {
         facts.iter().any(|f| {
             f.ts > approval.ts
                 && f.ts <= ev.ts
-                && v.matches(&fact_event(f), lists)
+                && v.matches(f, lists)
                 && self
                     .same
                     .iter()
@@ -299,13 +299,4 @@ fn assign_distinct<'f>(candidates: &[Vec<&'f Fact>], actor: &str) -> Vec<Option<
         &mut best,
     );
     best.1
-}
-
-fn fact_event(f: &Fact) -> Event {
-    Event {
-        ts: f.ts,
-        kind: f.kind.clone(),
-        fields: f.fields.clone(),
-        evidence: f.evidence.clone(),
-    }
 }
