@@ -6,6 +6,7 @@
 //! together with its outbox rows and source offsets; a sender task delivers
 //! the outbox.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod cmd;
 pub mod core;

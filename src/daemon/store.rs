@@ -75,8 +75,11 @@ ALTER TABLE violations ADD COLUMN reminded INTEGER;
 "#,
     // The reorder window, one row per input's held events (held.rs);
     // held_events stays for the rows of older versions, converted at start.
+    // Each new violation looks up its earlier mail: without the index that
+    // was a scan of the whole outbox, which only grows.
     r#"
 CREATE TABLE held_batches (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_violation ON outbox (violation);
 "#,
 ];
 
@@ -224,6 +227,8 @@ pub struct Store {
     new_facts: Vec<(String, String, i64, String)>,
     started: bool,
     last_prune: Option<Timestamp>,
+    /// Declared last: dropped after the connection.
+    _checkpointer: Option<super::checkpoint::Checkpointer>,
 }
 
 impl Store {
@@ -252,6 +257,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        // 8 MB of page cache instead of 2: a log batch's transaction touches
+        // more pages than 2 MB hold, and spilling them costs WAL writes.
+        conn.pragma_update(None, "cache_size", -8000).map_err(sq)?;
         migrate(&mut conn).map_err(|e| match e {
             Migrate::Sql(source) => StoreError::Sqlite {
                 path: db.to_path_buf(),
@@ -263,6 +271,19 @@ impl Store {
                 known: MIGRATIONS.len(),
             },
         })?;
+        // Checkpoints on their own thread (checkpoint.rs); where that
+        // cannot start, SQLite's own automatic ones stay on.
+        let checkpointer = match super::checkpoint::Checkpointer::start(db) {
+            Ok(c) => {
+                conn.pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(sq)?;
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!("{}: checkpoints stay in the writer: {e}", db.display());
+                None
+            }
+        };
         let mut store = Store {
             conn,
             path: db.to_path_buf(),
@@ -272,6 +293,7 @@ impl Store {
             new_facts: Vec::new(),
             started: false,
             last_prune: None,
+            _checkpointer: checkpointer,
         };
         store.reload()?;
         Ok(store)
