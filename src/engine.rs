@@ -7,9 +7,10 @@
 //! input. It does no I/O: `replay` runs it over sorted logs with an
 //! in-memory state; the daemon runs the same function with its SQLite state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use jiff::Timestamp;
 
 use crate::calendar::Calendar;

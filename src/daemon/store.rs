@@ -10,10 +10,10 @@
 //! read-only directory) the mirror is reloaded from the database, so memory
 //! never runs ahead of disk and the caller can retry the same input later.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use foldhash::{HashSet, HashSetExt};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
