@@ -113,10 +113,28 @@ pub fn build_digest(
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
+    let (subject, text, html) = digest_parts(items);
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|e| bad(format!("from address {:?}: {e}", cfg.from)))?;
+    let b = Message::builder()
+        .from(from)
+        .subject(subject)
+        .message_id(Some(format!("<digest.{id}@complyd>")));
+    let b = recipients(b, cfg, &first.to)?;
+    let msg = b
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| bad(format!("cannot build the message: {e}")))?;
+    Ok((msg, id))
+}
+
+/// A digest's subject, plain text and HTML.
+fn digest_parts(items: &[OutboxItem]) -> (String, String, String) {
     let worst = items
         .iter()
         .min_by_key(|i| i.record.severity)
-        .unwrap_or(first);
+        .unwrap_or(&items[0]);
     let subjects: std::collections::BTreeSet<&str> =
         items.iter().map(|i| i.record.subject.as_str()).collect();
     let about = if subjects.len() == 1 {
@@ -130,15 +148,6 @@ pub fn build_digest(
         short(&worst.record.message, 30),
         items.len()
     );
-    let from: Mailbox = cfg
-        .from
-        .parse()
-        .map_err(|e| bad(format!("from address {:?}: {e}", cfg.from)))?;
-    let b = Message::builder()
-        .from(from)
-        .subject(subject)
-        .message_id(Some(format!("<digest.{id}@complyd>")));
-    let b = recipients(b, cfg, &first.to)?;
     let intro = format!(
         "complyd 汇总了 {} 条违规，请内部监督小组核查处理。",
         items.len()
@@ -159,10 +168,7 @@ pub fn build_digest(
     }
     text.push_str(&format!("\n{ACK_HINT}\n"));
     let html = page(&intro, &body);
-    let msg = b
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| bad(format!("cannot build the message: {e}")))?;
-    Ok((msg, id))
+    (subject, text, html)
 }
 
 fn subject(item: &OutboxItem) -> String {
@@ -376,6 +382,77 @@ mod tests {
             route: None,
             digest: false,
         }
+    }
+
+    /// A content violation with every optional field, and a temporal one
+    /// with none of the content fields: the two shapes a mail shows.
+    fn samples() -> (OutboxItem, OutboxItem) {
+        let mut file = item("violation");
+        file.record.message = "宣称治愈疾病".into();
+        file.record.clause = vec!["广告法第十七条".into(), "保健食品广告审查办法第八条".into()];
+        file.record.subject = "drop/春季新品.srt".into();
+        file.record.location = vec!["drop/春季新品.srt:12:9".into()];
+        file.record.at = "2026-03-02 10:00".into();
+        file.record.cue = Some("00:01:02,500 --> 00:01:04,000".into());
+        file.record.field = Some("text".into());
+        file.record.excerpt = Some("这款产品可以根治高血压，欢迎购买".into());
+        file.record.detail = Some("与“高血压”同句".into());
+        let mut event = item("violation");
+        event.record = Record {
+            fingerprint: "4567ef01".into(),
+            rule: "publish-without-approval".into(),
+            severity: Severity::High,
+            message: "未经内部审核和终审即发布".into(),
+            clause: vec!["内容发布管理制度第5条".into()],
+            tags: vec!["publishing".into()],
+            suggestion: None,
+            subject: "ks-main".into(),
+            location: vec![
+                "logs/activity.jsonl:12".into(),
+                "logs/activity.jsonl:9".into(),
+            ],
+            at: "2026-03-02 10:30".into(),
+            due: Some("2026-03-02 11:00".into()),
+            matched: None,
+            excerpt: None,
+            detail: Some("post p-17 版本 3".into()),
+            cue: None,
+            field: None,
+            waiver: None,
+            dispatch: None,
+        };
+        (file, event)
+    }
+
+    fn shown(subject: &str, text: &str, html: &str) -> String {
+        format!("subject: {subject}\n--- text ---\n{text}--- html ---\n{html}\n")
+    }
+
+    #[test]
+    fn the_chinese_mail_of_each_kind() {
+        let (file, event) = samples();
+        for kind in ["violation", "reopened", "retraction", "reminder"] {
+            for (name, sample) in [("file", &file), ("event", &event)] {
+                let mut it = sample.clone();
+                it.kind = kind.into();
+                insta::assert_snapshot!(
+                    format!("zh_{kind}_{name}"),
+                    shown(&subject(&it), &text(&it), &html(&it))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_chinese_digest() {
+        let (file, event) = samples();
+        let mut second = file.clone();
+        second.record.fingerprint = "89ab".into();
+        second.record.severity = Severity::Medium;
+        let (s, t, h) = digest_parts(&[second.clone(), event.clone(), file.clone()]);
+        insta::assert_snapshot!("zh_digest", shown(&s, &t, &h));
+        let (s, t, h) = digest_parts(&[second, file]);
+        insta::assert_snapshot!("zh_digest_one_subject", shown(&s, &t, &h));
     }
 
     #[test]
