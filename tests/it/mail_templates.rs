@@ -147,3 +147,88 @@ async fn english_mail_from_custom_templates_arrives_as_written() {
     assert!(rules.iter().any(|r| r == "disease-treatment"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "local-quantum"), "{rules:?}");
 }
+
+/// A broken template on reload: the reload fails with the template's
+/// diagnostics, the previous templates keep running (and render the
+/// config-error mail), and a fixed template applies from the next mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_template_on_reload_keeps_the_old_ones_and_raises_a_config_error() {
+    use complyd::daemon::clock::ManualClock;
+    use complyd::daemon::run::{self, RunOptions};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("rules")).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), root.join("rules").join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("drop")).unwrap();
+    std::fs::create_dir_all(root.join("tpl")).unwrap();
+    std::fs::write(root.join("tpl/subject.txt"), "OLD {{ v.rule }}\n").unwrap();
+    let cfg = root.join("complyd.yaml");
+    std::fs::write(
+        &cfg,
+        "rules: rules\nstate: state\nwatch: [{path: drop}]\nmail:\n  templates: tpl\n",
+    )
+    .unwrap();
+    let mut config = complyd::config::load(&cfg).unwrap();
+    config.daemon.stable_for = Duration::from_millis(200);
+    let opts = RunOptions::new(config, Some(cfg.clone()), root.join("rules"));
+    let rules = complyd::rules::load(&root.join("rules")).unwrap();
+    let clock = ManualClock::new("2026-03-02T10:00:00+08:00".parse().unwrap());
+    let h = run::start(opts, rules, Arc::new(clock)).await.unwrap();
+
+    // The subjects of the .eml files written so far (ASCII here).
+    let subjects = || -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(root.join("state/mail")) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let wait = |want: &str| {
+        let start = Instant::now();
+        let want = want.to_string();
+        async move {
+            while !subjects().contains(&want) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "no mail `{want}`: {:?}",
+                    subjects()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    std::fs::write(root.join("drop/a.txt"), "本品可以根治高血压\n").unwrap();
+    wait("OLD disease-treatment").await;
+
+    std::fs::write(root.join("tpl/subject.txt"), "{{ v.rule }\n").unwrap();
+    let err = h.reload().await.unwrap_err();
+    assert!(
+        err.contains("tpl/subject.txt:1:11: error[template-syntax]"),
+        "{err}"
+    );
+    // The previous templates still render, the config error's mail too.
+    wait("OLD config-error").await;
+
+    std::fs::write(root.join("tpl/subject.txt"), "NEW {{ v.rule }}\n").unwrap();
+    h.reload().await.unwrap();
+    std::fs::write(root.join("drop/b.txt"), "本品是祖传秘方\n").unwrap();
+    wait("NEW miracle-cure").await;
+    h.shutdown().await.unwrap();
+}
