@@ -115,6 +115,7 @@ pub fn check_units(
                 byte_end: flag.at.end as usize,
                 matched: hits.text(flag.at).to_string(),
                 message: rule.meta.message.clone(),
+                message_en: rule.meta.message_en.clone(),
                 clause: rule.meta.clause.clone(),
                 suggestion: rule.meta.suggestion.clone(),
                 detail: flag.detail,

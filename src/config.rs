@@ -106,6 +106,10 @@ struct RawMail {
     config_errors: Vec<Spanned<String>>,
     #[serde(default)]
     remind_after: Option<Spanned<u32>>,
+    #[serde(default)]
+    language: Option<Spanned<String>>,
+    #[serde(default)]
+    templates: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +176,9 @@ pub struct MailConfig {
     /// A reminder for a violation still open this many working days after
     /// it was reported.
     pub remind_after: Option<u32>,
+    /// The mail's language (`mail.language`, each route's `language`) and
+    /// templates (built-in, or from `mail.templates`), compiled and checked.
+    pub templates: crate::daemon::mail::Templates,
 }
 
 /// How the connection to the SMTP server is protected.
@@ -307,6 +314,7 @@ impl DaemonConfig {
                 smtp: None,
                 routing: Default::default(),
                 remind_after: None,
+                templates: Default::default(),
             },
             state_dir,
             watch: Vec::new(),
@@ -360,7 +368,8 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         }),
         None => Calendar::default(),
     };
-    let daemon = daemon_section(path, &raw, &mut diags);
+    let mut sources = HashMap::new();
+    let daemon = daemon_section(path, &raw, &mut diags, &mut sources);
     if diags.is_empty() {
         Ok(Config { calendar, daemon })
     } else {
@@ -374,7 +383,9 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             Some(p) => mask(&src, p.referenced.span()),
             None => src,
         };
-        Err(fail(diags, Some(src)))
+        let mut err = fail(diags, Some(src));
+        err.sources.extend(sources);
+        Err(err)
     }
 }
 
@@ -579,7 +590,12 @@ fn smtp_section(
     })
 }
 
-fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> DaemonConfig {
+fn daemon_section(
+    path: &Path,
+    raw: &RawConfig,
+    diags: &mut Vec<Diagnostic>,
+    sources: &mut HashMap<PathBuf, String>,
+) -> DaemonConfig {
     let base = path.parent().unwrap_or(Path::new("."));
     let resolve = |s: &str| base.join(s);
     let mut invalid = |s: &Spanned<String>, msg: String| {
@@ -672,8 +688,44 @@ fn daemon_section(path: &Path, raw: &RawConfig, diags: &mut Vec<Diagnostic>) -> 
             }
             c.mail.remind_after = Some(n.value);
         }
+        c.mail.templates = mail_templates(path, base, m, &c.mail.routing, diags, sources);
     }
     c
+}
+
+/// `mail.language`, the routes' languages and `mail.templates`, compiled
+/// and checked against sample mails.
+fn mail_templates(
+    path: &Path,
+    base: &Path,
+    m: &RawMail,
+    routing: &crate::daemon::route::Routing,
+    diags: &mut Vec<Diagnostic>,
+    sources: &mut HashMap<PathBuf, String>,
+) -> crate::daemon::mail::Templates {
+    use crate::daemon::mail::{self, Lang};
+    let language = match &m.language {
+        Some(l) => Lang::parse(&l.value).unwrap_or_else(|| {
+            diags.push(Diagnostic::new(
+                path,
+                Pos::from(&l.referenced),
+                Code::InvalidValue,
+                format!("unknown language `{}`: write zh or en", l.value),
+            ));
+            Lang::default()
+        }),
+        None => Lang::default(),
+    };
+    let settings = mail::Settings {
+        config: path,
+        language,
+        routes: routing.routes.iter().map(|r| r.language).collect(),
+        dir: m
+            .templates
+            .as_ref()
+            .map(|d| (base.join(&d.value), Pos::from(&d.referenced))),
+    };
+    mail::load_templates(settings, diags, sources)
 }
 
 #[cfg(test)]
@@ -827,6 +879,54 @@ mod tests {
         let err = load(&missing).unwrap_err();
         assert!(
             err.to_string().contains("cannot read the password file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mail_language_and_templates_are_read_and_checked_with_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tpl/en")).unwrap();
+        std::fs::write(dir.path().join("tpl/en/subject.txt"), "{{ v.rule }}\n").unwrap();
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(
+            &ok,
+            "mail:\n  language: en\n  templates: tpl\n  groups: {a: [a@example.com]}\n  \
+             routes:\n    - {to: [a], language: zh}\n",
+        )
+        .unwrap();
+        let m = load(&ok).unwrap().daemon.mail;
+        assert_eq!(m.templates.language(), crate::daemon::mail::Lang::En);
+        assert_eq!(m.templates.dir(), Some(dir.path().join("tpl")));
+        assert_eq!(
+            m.routing.routes[0].language,
+            Some(crate::daemon::mail::Lang::Zh)
+        );
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "mail:\n  language: fr\n  groups: {a: [a@example.com]}\n  routes:\n    - {to: [a], language: de}\n  templates: nowhere\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let at: Vec<(u32, Code)> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.code))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (5, Code::InvalidValue),
+                (2, Code::InvalidValue),
+                (6, Code::Unreadable)
+            ],
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("unknown language `fr`: write zh or en"),
             "{err}"
         );
     }

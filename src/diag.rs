@@ -26,6 +26,11 @@ pub enum Code {
     EmptyPhrases,
     Unreadable,
     ExampleFailed,
+    TemplateSyntax,
+    TemplateUnknown,
+    TemplateUndefined,
+    TemplateRender,
+    TemplateUnsafe,
 }
 
 impl Code {
@@ -45,13 +50,18 @@ impl Code {
             Code::EmptyPhrases => "empty-phrases",
             Code::Unreadable => "unreadable",
             Code::ExampleFailed => "example-failed",
+            Code::TemplateSyntax => "template-syntax",
+            Code::TemplateUnknown => "template-unknown",
+            Code::TemplateUndefined => "template-undefined",
+            Code::TemplateRender => "template-render",
+            Code::TemplateUnsafe => "template-unsafe",
         }
     }
 }
 
 /// A position in a source file: 1-based line, 1-based column in characters,
 /// and the length in characters of the stretch to underline (at least 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Pos {
     pub line: u32,
     pub column: u32,

@@ -70,6 +70,10 @@ pub struct Finding {
     pub byte_end: usize,
     pub matched: String,
     pub message: String,
+    /// The rule's English message, for English mail (not part of the
+    /// scan output).
+    #[serde(skip)]
+    pub message_en: Option<String>,
     pub clause: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
@@ -104,6 +108,7 @@ impl Finding {
             byte_end: 0,
             matched: String::new(),
             message: format!("未检查：{reason}"),
+            message_en: Some(format!("Not checked: {reason}")),
             clause: Vec::new(),
             suggestion: None,
             detail: Some(reason.to_string()),

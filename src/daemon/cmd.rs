@@ -48,13 +48,19 @@ fn load(
 pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> ExitCode {
     match load(config, rules, color) {
         Ok((cfg, dir, set)) => {
+            let t = &cfg.daemon.mail.templates;
+            let templates = match t.dir() {
+                Some(d) => format!("templates from {} (checked)", d.display()),
+                None => "built-in templates".into(),
+            };
             eprintln!(
-                "configuration valid; {}: {} rules; watching {} folder(s) and {} log pattern(s); state in {}",
+                "configuration valid; {}: {} rules; watching {} folder(s) and {} log pattern(s); state in {}; mail in {}, {templates}",
                 dir.display(),
                 set.rules.len(),
                 cfg.daemon.watch.len(),
                 cfg.daemon.logs.len(),
-                cfg.daemon.state_dir.display()
+                cfg.daemon.state_dir.display(),
+                t.language().as_str(),
             );
             ExitCode::SUCCESS
         }
@@ -285,5 +291,7 @@ async fn daemon(opts: RunOptions, set: RuleSet) -> ExitCode {
 fn reload_paths(opts: &RunOptions) -> Vec<PathBuf> {
     let mut v = vec![opts.rules_dir.clone()];
     v.extend(opts.config_path.clone());
+    // Edited templates reload (and are checked) like an edited configuration.
+    v.extend(opts.config.daemon.mail.templates.dir());
     v
 }

@@ -622,6 +622,10 @@ impl Core {
             rule: CONFIG_ERROR.into(),
             severity: crate::finding::Severity::High,
             message: "规则或配置文件有错误，重新加载未生效，仍在使用原有规则".into(),
+            message_en: Some(
+                "The rules or the configuration have errors: the reload did not take effect and the previous rules keep running"
+                    .into(),
+            ),
             clause: Vec::new(),
             tags: vec![CONFIG_ERROR.into()],
             suggestion: Some("按详情修改后运行 complyd check，再重新加载".into()),

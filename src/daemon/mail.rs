@@ -1,5 +1,7 @@
-//! Violation mail: one message per outbox row, in Chinese, plain text and
-//! HTML (every piece of content HTML-escaped), headers built by lettre.
+//! Violation mail: one message per outbox row (or per digest), plain text
+//! and HTML rendered from templates (`templates`: built-in Chinese and
+//! English, overridable from `mail.templates`; every piece of content
+//! HTML-escaped), headers built by lettre.
 //!
 //! The Message-ID is derived from the violation's fingerprint and the
 //! message kind, so a message delivered again after a crash between the
@@ -10,9 +12,16 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::{Mailbox, Message, MultiPart};
 
-use super::record::Record;
 use super::store::OutboxItem;
 use crate::config::MailConfig;
+
+mod load;
+mod templates;
+mod view;
+
+pub use load::{Settings, load as load_templates};
+pub use templates::{FILES, Parts, Templates};
+pub use view::Lang;
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +62,16 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
         .from
         .parse()
         .map_err(|e| bad(format!("from address {:?}: {e}", cfg.from)))?;
+    let parts = cfg.templates.single(item);
     let mut b = Message::builder()
         .from(from)
-        .subject(subject(item))
+        .subject(parts.subject)
         .message_id(Some(format!("<{}@complyd>", message_key(item))));
     b = recipients(b, cfg, &item.to)?;
     if item.kind != "violation" {
         b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
     }
-    b.multipart(MultiPart::alternative_plain_html(text(item), html(item)))
+    b.multipart(MultiPart::alternative_plain_html(parts.text, parts.html))
         .map_err(|e| bad(format!("cannot build the message: {e}")))
 }
 
@@ -113,23 +123,11 @@ pub fn build_digest(
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let worst = items
-        .iter()
-        .min_by_key(|i| i.record.severity)
-        .unwrap_or(first);
-    let subjects: std::collections::BTreeSet<&str> =
-        items.iter().map(|i| i.record.subject.as_str()).collect();
-    let about = if subjects.len() == 1 {
-        short(&worst.record.subject, 40)
-    } else {
-        format!("{} 个对象", subjects.len())
-    };
-    let subject = format!(
-        "【合规告警】{} · {} · {about} · {} 条",
-        worst.record.severity.tier(),
-        short(&worst.record.message, 30),
-        items.len()
-    );
+    let Parts {
+        subject,
+        text,
+        html,
+    } = cfg.templates.digest(items);
     let from: Mailbox = cfg
         .from
         .parse()
@@ -139,172 +137,13 @@ pub fn build_digest(
         .subject(subject)
         .message_id(Some(format!("<digest.{id}@complyd>")));
     let b = recipients(b, cfg, &first.to)?;
-    let intro = format!(
-        "complyd 汇总了 {} 条违规，请内部监督小组核查处理。",
-        items.len()
-    );
-    let mut text = format!("{intro}\n");
-    let mut body = String::new();
-    for (n, item) in items.iter().enumerate() {
-        text.push_str(&format!("\n{}.\n", n + 1));
-        for (k, v) in lines(item) {
-            text.push_str(&format!("{k}：{v}\n"));
-        }
-        body.push_str(&format!(
-            "<h3>{}. {}</h3>{}",
-            n + 1,
-            escape(&item.record.message),
-            table(item)
-        ));
-    }
-    text.push_str(&format!("\n{ACK_HINT}\n"));
-    let html = page(&intro, &body);
     let msg = b
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| bad(format!("cannot build the message: {e}")))?;
     Ok((msg, id))
 }
 
-fn subject(item: &OutboxItem) -> String {
-    let r = &item.record;
-    let head = match item.kind.as_str() {
-        "retraction" => "【合规告警撤回】",
-        "reopened" => "【合规告警·再次出现】",
-        "reminder" => "【合规提醒·仍未处理】",
-        _ => "【合规告警】",
-    };
-    let subject = short(&r.subject, 40);
-    format!(
-        "{head}{} · {} · {subject}",
-        r.severity.tier(),
-        short(&r.message, 30)
-    )
-}
-
-fn short(s: &str, n: usize) -> String {
-    // Header text on one line: a CR or LF in content must not start a header.
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().count() <= n {
-        s
-    } else {
-        let mut t: String = s.chars().take(n).collect();
-        t.push('…');
-        t
-    }
-}
-
-fn lines(item: &OutboxItem) -> Vec<(&'static str, String)> {
-    let r = &item.record;
-    let mut v = vec![
-        ("规则", r.rule.clone()),
-        (
-            "级别",
-            format!("{}（{}）", r.severity.tier(), r.severity.as_str()),
-        ),
-        ("说明", r.message.clone()),
-    ];
-    if !r.clause.is_empty() {
-        v.push(("依据", r.clause.join("；")));
-    }
-    v.push(("对象", r.subject.clone()));
-    v.push(("位置", r.location.join("，")));
-    if let Some(c) = &r.cue {
-        v.push(("字幕时间", c.clone()));
-    }
-    if let Some(f) = &r.field {
-        v.push(("字段", f.clone()));
-    }
-    if let Some(m) = &r.matched {
-        v.push(("命中内容", m.clone()));
-    }
-    if let Some(e) = &r.excerpt {
-        v.push(("上下文", e.clone()));
-    }
-    v.push(("时间", r.at.clone()));
-    if let Some(d) = &r.due {
-        v.push(("期限", d.clone()));
-    }
-    if let Some(d) = &r.detail {
-        v.push(("详情", d.clone()));
-    }
-    if let Some(s) = &r.suggestion {
-        v.push(("建议", s.clone()));
-    }
-    v.push(("编号", r.fingerprint.clone()));
-    v
-}
-
-fn intro(item: &OutboxItem) -> &'static str {
-    match item.kind.as_str() {
-        "retraction" => "此前报告的违规已撤回：相关操作实际在期限内完成，只是记录晚到。",
-        "reopened" => "此前已改正的违规再次出现在文件中，请内部监督小组核查处理。",
-        "reminder" => "这条违规报告后已超过规定的工作日仍未处理，请尽快核查、确认或豁免。",
-        _ => "complyd 发现一条违规，请内部监督小组核查处理。",
-    }
-}
-
-const ACK_HINT: &str = "确认或豁免：complyd violations ack|waive <编号>";
-
-fn text(item: &OutboxItem) -> String {
-    let mut s = format!("{}\n\n", intro(item));
-    for (k, v) in lines(item) {
-        s.push_str(&format!("{k}：{v}\n"));
-    }
-    s.push_str(&format!("\n{ACK_HINT}\n"));
-    s
-}
-
-fn html(item: &OutboxItem) -> String {
-    page(intro(item), &table(item))
-}
-
-/// An HTML message readable on a phone: the intro (escaped here), the
-/// body (already escaped), how to acknowledge or waive.
-fn page(intro: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;font-size:16px;line-height:1.5;max-width:40em\">\
-         <p>{}</p>{body}<p style=\"color:#666\">{}</p></body></html>",
-        escape(intro),
-        escape(ACK_HINT)
-    )
-}
-
-/// One violation as an HTML table, every value escaped, the match marked.
-fn table(item: &OutboxItem) -> String {
-    let r: &Record = &item.record;
-    let mut s = String::from("<table>");
-    for (k, v) in lines(item) {
-        let value = if k == "上下文" {
-            highlight(&v, r.matched.as_deref())
-        } else {
-            escape(&v)
-        };
-        s.push_str(&format!(
-            "<tr><th style=\"text-align:left;vertical-align:top;white-space:nowrap;padding-right:1em\">{}</th><td>{value}</td></tr>",
-            escape(k)
-        ));
-    }
-    s.push_str("</table>");
-    s
-}
-
-/// The excerpt, escaped, with the first occurrence of the match marked.
-fn highlight(excerpt: &str, matched: Option<&str>) -> String {
-    match matched.and_then(|m| excerpt.find(m).map(|i| (i, m))) {
-        Some((i, m)) => format!(
-            "{}<mark>{}</mark>{}",
-            escape(&excerpt[..i]),
-            escape(m),
-            escape(&excerpt[i + m.len()..])
-        ),
-        None => escape(excerpt),
-    }
-}
-
+/// HTML-escapes text (the HTML part's escaping of every value).
 pub fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -344,6 +183,7 @@ pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<Pa
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::Record;
     use super::*;
     use crate::finding::Severity;
 
@@ -357,6 +197,7 @@ mod tests {
                 rule: "cure-claims".into(),
                 severity: Severity::Critical,
                 message: "宣称治愈疾病\r\nBcc: evil@example.com".into(),
+                message_en: Some("Disease treatment claims".into()),
                 clause: vec!["广告法第十七条".into()],
                 tags: vec![],
                 suggestion: Some("删除疗效用语".into()),
@@ -378,6 +219,79 @@ mod tests {
         }
     }
 
+    /// A content violation with every optional field, and a temporal one
+    /// with none of the content fields: the two shapes a mail shows.
+    fn samples() -> (OutboxItem, OutboxItem) {
+        let mut file = item("violation");
+        file.record.message = "宣称治愈疾病".into();
+        file.record.clause = vec!["广告法第十七条".into(), "保健食品广告审查办法第八条".into()];
+        file.record.subject = "drop/春季新品.srt".into();
+        file.record.location = vec!["drop/春季新品.srt:12:9".into()];
+        file.record.at = "2026-03-02 10:00".into();
+        file.record.cue = Some("00:01:02,500 --> 00:01:04,000".into());
+        file.record.field = Some("text".into());
+        file.record.excerpt = Some("这款产品可以根治高血压，欢迎购买".into());
+        file.record.detail = Some("与“高血压”同句".into());
+        let mut event = item("violation");
+        event.record = Record {
+            fingerprint: "4567ef01".into(),
+            rule: "publish-without-approval".into(),
+            severity: Severity::High,
+            message: "未经内部审核和终审即发布".into(),
+            message_en: None,
+            clause: vec!["内容发布管理制度第5条".into()],
+            tags: vec!["publishing".into()],
+            suggestion: None,
+            subject: "ks-main".into(),
+            location: vec![
+                "logs/activity.jsonl:12".into(),
+                "logs/activity.jsonl:9".into(),
+            ],
+            at: "2026-03-02 10:30".into(),
+            due: Some("2026-03-02 11:00".into()),
+            matched: None,
+            excerpt: None,
+            detail: Some("post p-17 版本 3".into()),
+            cue: None,
+            field: None,
+            waiver: None,
+            dispatch: None,
+        };
+        (file, event)
+    }
+
+    fn shown(subject: &str, text: &str, html: &str) -> String {
+        format!("subject: {subject}\n--- text ---\n{text}--- html ---\n{html}\n")
+    }
+
+    #[test]
+    fn the_chinese_mail_of_each_kind() {
+        let (file, event) = samples();
+        for kind in ["violation", "reopened", "retraction", "reminder"] {
+            for (name, sample) in [("file", &file), ("event", &event)] {
+                let mut it = sample.clone();
+                it.kind = kind.into();
+                let p = Templates::default().single(&it);
+                insta::assert_snapshot!(
+                    format!("zh_{kind}_{name}"),
+                    shown(&p.subject, &p.text, &p.html)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_chinese_digest() {
+        let (file, event) = samples();
+        let mut second = file.clone();
+        second.record.fingerprint = "89ab".into();
+        second.record.severity = Severity::Medium;
+        let p = Templates::default().digest(&[second.clone(), event.clone(), file.clone()]);
+        insta::assert_snapshot!("zh_digest", shown(&p.subject, &p.text, &p.html));
+        let p = Templates::default().digest(&[second, file]);
+        insta::assert_snapshot!("zh_digest_one_subject", shown(&p.subject, &p.text, &p.html));
+    }
+
     #[test]
     fn content_is_escaped_and_headers_stay_single() {
         let cfg = MailConfig {
@@ -387,6 +301,7 @@ mod tests {
             smtp: None,
             routing: Default::default(),
             remind_after: None,
+            templates: Templates::default(),
         };
         let msg = build(&cfg, &item("violation")).unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
@@ -398,7 +313,7 @@ mod tests {
             raw.contains("Message-ID: <0123abcd.violation@complyd>"),
             "{raw}"
         );
-        let h = html(&item("violation"));
+        let h = Templates::default().single(&item("violation")).html;
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;可以<mark>根治</mark>高血压"));
     }
 
@@ -426,6 +341,7 @@ mod tests {
             smtp: None,
             routing: Default::default(),
             remind_after: None,
+            templates: Templates::default(),
         };
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
         assert!(

@@ -18,6 +18,10 @@ pub struct Record {
     pub rule: String,
     pub severity: Severity,
     pub message: String,
+    /// The rule's English message (`message_en`), for English mail; rows
+    /// stored before it existed read as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_en: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clause: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,6 +147,7 @@ pub fn from_findings(
                 rule: f.rule.clone(),
                 severity: f.severity,
                 message: f.message.clone(),
+                message_en: f.message_en.clone(),
                 clause: f.clause.clone(),
                 tags: f.tags.clone(),
                 suggestion: f.suggestion.clone(),
@@ -201,6 +206,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         rule: v.rule.clone(),
         severity: v.severity,
         message: v.message.clone(),
+        message_en: v.message_en.clone(),
         clause: v.clause.clone(),
         tags: v.tags.clone(),
         suggestion: None,
@@ -261,5 +267,21 @@ mod tests {
         assert_eq!(a, b);
         let c = violation_fingerprint("r", "t2", Some(due), due, "a.jsonl:1", None);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn rows_stored_before_message_en_still_read_and_new_ones_keep_it() {
+        let old = r#"{"fingerprint":"f","rule":"r","severity":"high","message":"未经审核发布",
+            "subject":"ks-main","location":["a.jsonl:3"],"at":"2026-03-02 10:30"}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(r.message_en, None);
+        let mut r = r;
+        r.message_en = Some("Published without approval".into());
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.message_en.as_deref(),
+            Some("Published without approval")
+        );
     }
 }

@@ -8,7 +8,7 @@
 //!     service-leads: [kefu-lead@example.com]
 //!   routes:                                    # every matching route sends
 //!     - {severity: [critical], to: [supervision], delivery: immediate}
-//!     - {tags: [replies, timeliness], to: [service-leads], delivery: 30m}
+//!     - {tags: [replies, timeliness], to: [service-leads], delivery: 30m, language: en}
 //!     - {to: [supervision], delivery: "daily 09:00"}   # no condition: everything
 //!   config_errors: [rule-admins]
 //! ```
@@ -23,6 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::mail::Lang;
 use super::record::Record;
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::finding::Severity;
@@ -40,6 +41,9 @@ pub struct RawRoute {
     to: Vec<Spanned<String>>,
     #[serde(default)]
     delivery: Option<Spanned<String>>,
+    /// The language of this route's mail (default: `mail.language`).
+    #[serde(default)]
+    language: Option<Spanned<String>>,
 }
 
 /// Validates groups and routes: every group a route or `config_errors`
@@ -101,12 +105,20 @@ pub fn build(
                 Delivery::Immediate
             }),
         };
+        let language = r.language.as_ref().and_then(|l| {
+            let v = Lang::parse(&l.value);
+            if v.is_none() {
+                bad(l, format!("unknown language `{}`: write zh or en", l.value));
+            }
+            v
+        });
         out.push(Route {
             rules: r.rules.clone(),
             tags: r.tags.clone(),
             severity,
             to,
             delivery,
+            language,
         });
     }
     let config_errors = config_errors.iter().map(|g| group(g, &mut bad)).collect();
@@ -181,6 +193,8 @@ pub struct Route {
     /// Group names.
     pub to: Vec<String>,
     pub delivery: Delivery,
+    /// The language of its mail; `None`: `mail.language`.
+    pub language: Option<Lang>,
 }
 
 impl Route {

@@ -695,7 +695,7 @@ async fn core_loop(
             Msg::Reload(reply) => {
                 let result = load_all(&opts);
                 let answer = match result {
-                    Ok((config, rules)) => {
+                    Ok((mut config, rules)) => {
                         let env = Env {
                             calendar: config.calendar.clone(),
                             lists: rules.lists.clone(),
@@ -703,8 +703,14 @@ async fn core_loop(
                         tracing::info!("reloaded: {} rules", rules.rules.len());
                         let changed = rules.digest != core.rules().digest;
                         core.reload(Arc::new(rules), env);
-                        // Routes apply from the next violation; the mail
+                        // Routes apply from the next violation, templates
+                        // and languages from the next message; the mail
                         // transport itself is kept until a restart.
+                        config
+                            .daemon
+                            .mail
+                            .templates
+                            .take_over(&opts.config.daemon.mail.templates);
                         core.set_routing(
                             config.daemon.mail.routing.clone(),
                             config.daemon.mail.to.clone(),

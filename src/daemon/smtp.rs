@@ -207,6 +207,7 @@ mod tests {
             smtp: Some(s),
             routing: Default::default(),
             remind_after: None,
+            templates: Default::default(),
         };
         let t = Transport::new(&cfg).unwrap();
         for text in [format!("{t:?}"), format!("{t:#?}"), format!("{cfg:?}")] {
@@ -233,6 +234,7 @@ mod tests {
             smtp: Some(s),
             routing: Default::default(),
             remind_after: None,
+            templates: Default::default(),
         };
         let t = Transport::new(&cfg).unwrap();
         let msg = Message::builder()

@@ -64,3 +64,25 @@ fn billion_laughs_is_rejected_fast() {
         t.elapsed()
     );
 }
+
+/// Mail templates (`mail.templates`): one error of each kind, every one at
+/// its place in its template file, from loading the configuration — and
+/// `complyd check` prints the same and exits 78.
+#[test]
+fn mail_templates() {
+    let cfg = Path::new("tests/fixtures/bad/mail-templates/complyd.yaml");
+    let out = match complyd::config::load(cfg) {
+        Ok(_) => "valid".to_string(),
+        Err(e) => e.render_as(false, "the configuration"),
+    };
+    insta::assert_snapshot!(out);
+    let run = assert_cmd::Command::cargo_bin("complyd")
+        .unwrap()
+        .env("NO_COLOR", "1")
+        .args(["check", "--config"])
+        .arg(cfg)
+        .assert()
+        .code(78);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert_eq!(stderr, out);
+}

@@ -5,6 +5,7 @@ mod cli;
 mod daemon;
 mod daemon_process;
 mod diagnostics;
+mod mail_templates;
 mod props;
 mod replay;
 mod shipped_rules;

@@ -39,7 +39,7 @@ fn require_peers() {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -77,7 +77,7 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// aiosmtpd, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     root: PathBuf,
 }
@@ -85,7 +85,7 @@ struct Server {
 impl Server {
     /// Starts the server on `port`, storing into `root/maildir`, and waits
     /// until it accepts connections.
-    fn start(root: &Path, port: u16, args: &[&str]) -> Server {
+    pub(crate) fn start(root: &Path, port: u16, args: &[&str]) -> Server {
         require_peers();
         std::fs::create_dir_all(root).unwrap();
         let mut child = Command::new("python3")
@@ -129,7 +129,7 @@ impl Server {
             .collect()
     }
 
-    fn message_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn message_files(&self) -> Vec<PathBuf> {
         let Ok(rd) = std::fs::read_dir(self.root.join("maildir/new")) else {
             return Vec::new();
         };
@@ -169,7 +169,7 @@ impl Drop for Server {
 }
 
 /// Runs the Python checker on a received message; panics on any finding.
-fn check(file: &Path) -> serde_json::Value {
+pub(crate) fn check(file: &Path) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(fixtures().join("check_message.py"))
         .arg(file)
@@ -197,7 +197,7 @@ fn t(s: &str) -> Timestamp {
 
 /// A daemon's folders and its configuration file, with `smtp` as the
 /// `mail.smtp` section (YAML, indented under it).
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
     opts: RunOptions,
     clock: ManualClock,
@@ -205,6 +205,12 @@ struct Setup {
 
 impl Setup {
     fn new(smtp: &str) -> Setup {
+        Setup::with_mail(smtp, "", &[])
+    }
+
+    /// With more keys in the `mail` section (YAML, indented under it) and
+    /// files written beside the configuration before it is loaded.
+    pub(crate) fn with_mail(smtp: &str, mail: &str, files: &[(&str, &str)]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -217,9 +223,15 @@ impl Setup {
         }
         std::fs::create_dir_all(root.join("drop")).unwrap();
         std::fs::create_dir_all(root.join("logs")).unwrap();
+        for (name, text) in files {
+            let p = root.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
         let yaml = format!(
             "rules: rules\nstate: state\nwatch: [{{path: drop}}]\nlogs: [logs/*.jsonl]\n\
-             mail:\n  from: complyd@example.test\n  to: [supervision@example.test]\n  smtp:\n{}",
+             mail:\n  from: complyd@example.test\n  to: [supervision@example.test]\n{}  smtp:\n{}",
+            mail.lines().map(|l| format!("  {l}\n")).collect::<String>(),
             smtp.lines()
                 .map(|l| format!("    {l}\n"))
                 .collect::<String>()
@@ -238,18 +250,18 @@ impl Setup {
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    async fn start(&self) -> Handle {
+    pub(crate) async fn start(&self) -> Handle {
         let rules = complyd::rules::load(&self.opts.rules_dir).unwrap();
         run::start(self.opts.clone(), rules, Arc::new(self.clock.clone()))
             .await
             .unwrap()
     }
 
-    fn db(&self) -> rusqlite::Connection {
+    pub(crate) fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.opts.config.daemon.database()).unwrap()
     }
 
@@ -258,7 +270,7 @@ impl Setup {
     }
 
     /// Polls `query` (one integer) until `ok` holds, for up to 30 s.
-    async fn wait_for(&self, query: &str, ok: impl Fn(i64) -> bool) -> i64 {
+    pub(crate) async fn wait_for(&self, query: &str, ok: impl Fn(i64) -> bool) -> i64 {
         let start = Instant::now();
         loop {
             let v = self.int(query);

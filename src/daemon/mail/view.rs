@@ -1,0 +1,329 @@
+//! What a mail template sees: the variables of a single mail and of a
+//! digest, built from outbox rows, in the mail's language. Every field is
+//! always present (`none` or an empty list when the violation has no such
+//! thing), so templates run with strict undefined checking and a typo in a
+//! variable name is an error, not an empty line.
+
+use serde::Serialize;
+
+use super::super::record::Record;
+use super::super::store::OutboxItem;
+use crate::finding::Severity;
+
+/// The language of a mail: Chinese (the default) or English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Zh, Lang::En];
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        match self {
+            Lang::Zh => 0,
+            Lang::En => 1,
+        }
+    }
+}
+
+/// One violation as a template sees it (`v` in a single mail, each of
+/// `items` in a digest).
+#[derive(Debug, Serialize)]
+pub(super) struct Violation<'a> {
+    fingerprint: &'a str,
+    rule: &'a str,
+    /// `critical`, `high`, `medium` or `low`.
+    severity: &'static str,
+    /// The severity in the mail's language.
+    severity_name: &'static str,
+    /// The compliance department's tier (禁用/敏感/提示) in the mail's language.
+    tier: &'static str,
+    /// The rule's message in the mail's language: `message_en` in English
+    /// mail, the Chinese message when the rule has none.
+    message: &'a str,
+    message_zh: &'a str,
+    message_en: Option<&'a str>,
+    clause: &'a [String],
+    tags: &'a [String],
+    subject: &'a str,
+    location: &'a [String],
+    cue: Option<&'a str>,
+    field: Option<&'a str>,
+    matched: Option<&'a str>,
+    excerpt: Option<&'a str>,
+    /// The excerpt cut around the first occurrence of the match, so that a
+    /// template can mark it; none when the excerpt does not contain it.
+    highlight: Option<Highlight<'a>>,
+    at: &'a str,
+    due: Option<&'a str>,
+    detail: Option<&'a str>,
+    suggestion: Option<&'a str>,
+    waiver: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Highlight<'a> {
+    before: &'a str,
+    matched: &'a str,
+    after: &'a str,
+}
+
+pub(super) fn violation(r: &Record, lang: Lang) -> Violation<'_> {
+    let message = match lang {
+        Lang::En => r.message_en.as_deref().unwrap_or(&r.message),
+        Lang::Zh => &r.message,
+    };
+    let highlight = r.excerpt.as_deref().and_then(|e| {
+        let m = r.matched.as_deref().filter(|m| !m.is_empty())?;
+        let i = e.find(m)?;
+        Some(Highlight {
+            before: &e[..i],
+            matched: m,
+            after: &e[i + m.len()..],
+        })
+    });
+    Violation {
+        fingerprint: &r.fingerprint,
+        rule: &r.rule,
+        severity: r.severity.as_str(),
+        severity_name: severity_name(r.severity, lang),
+        tier: tier(r.severity, lang),
+        message,
+        message_zh: &r.message,
+        message_en: r.message_en.as_deref(),
+        clause: &r.clause,
+        tags: &r.tags,
+        subject: &r.subject,
+        location: &r.location,
+        cue: r.cue.as_deref(),
+        field: r.field.as_deref(),
+        matched: r.matched.as_deref(),
+        excerpt: r.excerpt.as_deref(),
+        highlight,
+        at: &r.at,
+        due: r.due.as_deref(),
+        detail: r.detail.as_deref(),
+        suggestion: r.suggestion.as_deref(),
+        waiver: r.waiver.as_ref().map(|w| w.note.as_str()),
+    }
+}
+
+fn tier(s: Severity, lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => s.tier(),
+        Lang::En => match s {
+            Severity::Critical => "Prohibited",
+            Severity::High | Severity::Medium => "Sensitive",
+            Severity::Low => "Notice",
+        },
+    }
+}
+
+fn severity_name(s: Severity, lang: Lang) -> &'static str {
+    match (lang, s) {
+        (Lang::Zh, Severity::Critical) => "严重",
+        (Lang::Zh, Severity::High) => "高",
+        (Lang::Zh, Severity::Medium) => "中",
+        (Lang::Zh, Severity::Low) => "低",
+        (Lang::En, Severity::Critical) => "Critical",
+        (Lang::En, Severity::High) => "High",
+        (Lang::En, Severity::Medium) => "Medium",
+        (Lang::En, Severity::Low) => "Low",
+    }
+}
+
+/// The variables of a single mail.
+#[derive(Debug, Serialize)]
+pub(super) struct Single<'a> {
+    /// `violation`, `reopened`, `retraction` or `reminder`.
+    kind: &'a str,
+    v: Violation<'a>,
+}
+
+pub(super) fn single(item: &OutboxItem, lang: Lang) -> Single<'_> {
+    Single {
+        kind: &item.kind,
+        v: violation(&item.record, lang),
+    }
+}
+
+/// The variables of a digest.
+#[derive(Debug, Serialize)]
+pub(super) struct Digest<'a> {
+    items: Vec<Violation<'a>>,
+    count: usize,
+    /// The most severe violation (the first of them when several are).
+    worst: Violation<'a>,
+    /// The distinct subjects (files, accounts, threads), sorted.
+    subjects: Vec<&'a str>,
+}
+
+/// `None` for an empty list.
+pub(super) fn digest(items: &[OutboxItem], lang: Lang) -> Option<Digest<'_>> {
+    let worst = items.iter().min_by_key(|i| i.record.severity)?;
+    let subjects: std::collections::BTreeSet<&str> =
+        items.iter().map(|i| i.record.subject.as_str()).collect();
+    Some(Digest {
+        items: items.iter().map(|i| violation(&i.record, lang)).collect(),
+        count: items.len(),
+        worst: violation(&worst.record, lang),
+        subjects: subjects.into_iter().collect(),
+    })
+}
+
+/// The `short(n)` filter: one line (control characters, CR and LF among
+/// them, become spaces), at most `n` characters, `…` when cut.
+pub fn short(s: &str, n: usize) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().count() <= n {
+        s
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The `datetime` filter: a stored time (`2026-03-02 10:30`, or RFC 3339)
+/// written out in the mail's language; anything else unchanged.
+pub(super) fn datetime(s: &str, lang: Lang) -> String {
+    let parsed = s
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .or_else(|| s.parse::<jiff::ZonedDateTime>().ok().map(|z| z.datetime()))
+        .or_else(|| {
+            s.parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).datetime())
+        });
+    let Some(dt) = parsed else {
+        return s.to_string();
+    };
+    match lang {
+        Lang::En => dt.strftime("%a %-d %b %Y, %H:%M").to_string(),
+        Lang::Zh => {
+            let week = ["一", "二", "三", "四", "五", "六", "日"]
+                [usize::from(dt.weekday().to_monday_zero_offset().unsigned_abs())];
+            format!(
+                "{}年{}月{}日（周{week}）{}",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.strftime("%H:%M")
+            )
+        }
+    }
+}
+
+/// Mails to render a template against when it is checked: a content
+/// violation with every field, and a temporal one with none of the
+/// optional fields, so both branches of every `{% if %}` run.
+pub(super) fn samples() -> [Record; 2] {
+    let full = Record {
+        fingerprint: "0123456789abcdef0123456789abcdef".into(),
+        rule: "cure-claims".into(),
+        severity: Severity::Critical,
+        message: "宣称治愈疾病".into(),
+        message_en: Some("Disease treatment claims".into()),
+        clause: vec!["广告法第十七条".into(), "保健食品广告审查办法第八条".into()],
+        tags: vec!["claims".into()],
+        suggestion: Some("删除疗效用语".into()),
+        subject: "drop/春季新品.srt".into(),
+        location: vec!["drop/春季新品.srt:12:9".into()],
+        at: "2026-03-02 10:00".into(),
+        due: Some("2026-03-02 11:00".into()),
+        matched: Some("根治".into()),
+        excerpt: Some("这款产品可以根治高血压，欢迎购买".into()),
+        detail: Some("与“高血压”同句".into()),
+        cue: Some("00:01:02,500 --> 00:01:04,000".into()),
+        field: Some("text".into()),
+        waiver: Some(super::super::record::Waived {
+            key: "file:1".into(),
+            note: "已获批准（hegui，waivers.yaml:3）".into(),
+        }),
+        dispatch: None,
+    };
+    let bare = Record {
+        fingerprint: "fedcba9876543210fedcba9876543210".into(),
+        rule: "publish-without-approval".into(),
+        severity: Severity::Low,
+        message: "未经审核发布".into(),
+        message_en: None,
+        clause: Vec::new(),
+        tags: Vec::new(),
+        suggestion: None,
+        subject: "ks-main".into(),
+        location: Vec::new(),
+        at: "2026-03-02 10:30".into(),
+        due: None,
+        matched: None,
+        excerpt: None,
+        detail: None,
+        cue: None,
+        field: None,
+        waiver: None,
+        dispatch: None,
+    };
+    [full, bare]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_in_each_language_and_other_text_is_left_alone() {
+        assert_eq!(
+            datetime("2026-03-02 10:30", Lang::En),
+            "Mon 2 Mar 2026, 10:30"
+        );
+        assert_eq!(
+            datetime("2026-03-08 09:05", Lang::Zh),
+            "2026年3月8日（周日）09:05"
+        );
+        assert_eq!(
+            datetime("2026-03-02T10:00:00+08:00", Lang::En),
+            "Mon 2 Mar 2026, 10:00"
+        );
+        assert_eq!(datetime("soon", Lang::En), "soon");
+    }
+
+    #[test]
+    fn english_falls_back_to_the_chinese_message_and_the_match_is_cut_out() {
+        let [full, bare] = samples();
+        let v = violation(&full, Lang::En);
+        assert_eq!(v.message, "Disease treatment claims");
+        assert_eq!((v.tier, v.severity_name), ("Prohibited", "Critical"));
+        let h = v.highlight.unwrap();
+        assert_eq!(
+            (h.before, h.matched, h.after),
+            ("这款产品可以", "根治", "高血压，欢迎购买")
+        );
+        let v = violation(&bare, Lang::En);
+        assert_eq!(v.message, "未经审核发布");
+        assert!(v.highlight.is_none());
+        assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
+        assert_eq!(short("宣称治愈疾病", 4), "宣称治愈…");
+    }
+}
