@@ -68,6 +68,9 @@ pub struct Core {
     horizon: Option<Timestamp>,
     /// Stored batches found empty at start, deleted by the next commit.
     drained: Vec<u64>,
+    /// A commit failed and so did restoring the window after it: the window
+    /// may hold that input's events and miss those it released.
+    window_stale: bool,
     /// The engine's clock: never runs backwards.
     clock: Option<Timestamp>,
     /// Logs still being caught up on (a batch that did not reach the end),
@@ -106,6 +109,7 @@ impl Core {
             batches: restored.batches,
             horizon: restored.horizon,
             drained: restored.drained,
+            window_stale: false,
             clock: None,
             behind: std::collections::HashMap::new(),
             routing: None,
@@ -184,8 +188,20 @@ impl Core {
         }
     }
 
+    /// After a failed commit whose clean-up failed too, the state in memory
+    /// is rebuilt from disk before anything is evaluated against it.
+    fn fresh(&mut self) -> Result<(), StoreError> {
+        self.store.refresh()?;
+        if self.window_stale {
+            self.restore_window()?;
+            self.window_stale = false;
+        }
+        Ok(())
+    }
+
     /// Checks a file unless it is the same as when last checked.
     pub fn check_file(&mut self, path: &Path, now: Timestamp) -> Result<FileOutcome, StoreError> {
+        self.fresh()?;
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -338,6 +354,7 @@ impl Core {
 
     /// A watched file was deleted: forget it (its violations stay).
     pub fn file_removed(&mut self, path: &Path, now: Timestamp) -> Result<(), StoreError> {
+        self.fresh()?;
         self.store.commit(
             Writes {
                 removed_file: Some(path.to_path_buf()),
@@ -372,6 +389,7 @@ impl Core {
         at_end: bool,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
+        self.fresh()?;
         let mut newest = self.behind.get(key).and_then(|b| b.1);
         for l in lines {
             // The time of the last line is enough: logs are written in order,
@@ -448,6 +466,7 @@ impl Core {
     /// The clock passed a deadline (or just moved): release held events and
     /// fire what fell due.
     pub fn tick(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        self.fresh()?;
         let mut w = Writes::default();
         self.advance(&mut w, now);
         self.commit(w, now)
@@ -504,8 +523,14 @@ impl Core {
             Ok(c) => Ok(c.new.len()),
             Err(e) => {
                 // The store reloaded its state from disk; the window would
-                // now disagree with it, so rebuild it from disk too.
-                self.restore_window()?;
+                // now disagree with it, so rebuild it from disk too — before
+                // the next input if that fails now. The commit's error is
+                // the one worth reporting.
+                self.window_stale = true;
+                match self.restore_window() {
+                    Ok(()) => self.window_stale = false,
+                    Err(r) => tracing::error!("cannot restore the reorder window: {r}"),
+                }
                 Err(e)
             }
         }
@@ -616,6 +641,7 @@ impl Core {
     /// A reload found errors: raised like a violation, so it reaches the
     /// rule administrators by mail, once per distinct set of errors.
     pub fn config_error(&mut self, diagnostics: &str, now: Timestamp) -> Result<usize, StoreError> {
+        self.fresh()?;
         let first = diagnostics.lines().next().unwrap_or_default().to_string();
         let record = Record {
             fingerprint: hex(&Sha256::digest(diagnostics.as_bytes()))[..32].to_string(),

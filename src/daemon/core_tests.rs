@@ -16,6 +16,9 @@ use crate::calendar::Calendar;
 #[path = "core_tests_logs.rs"]
 mod logs;
 
+#[path = "core_tests_faults.rs"]
+mod faults;
+
 /// The shipped rules, loaded once.
 fn rules() -> Arc<RuleSet> {
     static RULES: OnceLock<Arc<RuleSet>> = OnceLock::new();

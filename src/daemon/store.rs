@@ -9,6 +9,9 @@
 //! source cursor, in ONE transaction. If that transaction fails (disk full,
 //! read-only directory) the mirror is reloaded from the database, so memory
 //! never runs ahead of disk and the caller can retry the same input later.
+//! If the reload fails too, the store is stale: it refuses to commit until a
+//! reload succeeds ([`Store::refresh`]), so nothing evaluated against the
+//! undone state is ever written.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,6 +98,12 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A commit was asked of a stale mirror (see [`Store::refresh`]): the
+    /// input must be evaluated again.
+    #[error(
+        "{path}: the state in memory could not be reloaded after a failed write; the input is evaluated again"
+    )]
+    Stale { path: PathBuf },
     #[error(
         "{path}: the database was written by a newer complyd (schema {found}, this one knows {known})"
     )]
@@ -227,6 +236,12 @@ pub struct Store {
     new_facts: Vec<(String, String, i64, String)>,
     started: bool,
     last_prune: Option<Timestamp>,
+    /// A commit failed and so did the reload after it: the mirror may hold
+    /// the undone input's changes.
+    stale: bool,
+    /// Commits failing since (first failure, failures, first error): written
+    /// to `errors` by the commit that succeeds again, for `complyd status`.
+    outage: Option<(Timestamp, u64, String)>,
     /// Declared last: dropped after the connection.
     _checkpointer: Option<super::checkpoint::Checkpointer>,
 }
@@ -293,6 +308,8 @@ impl Store {
             new_facts: Vec::new(),
             started: false,
             last_prune: None,
+            stale: false,
+            outage: None,
             _checkpointer: checkpointer,
         };
         store.reload()?;
@@ -371,7 +388,19 @@ impl Store {
         self.on_disk = on_disk;
         self.dirty.clear();
         self.new_facts.clear();
+        self.stale = false;
         Ok(())
+    }
+
+    /// Reloads the mirror if a failed commit left it stale. Call before
+    /// evaluating an input: until it succeeds, nothing can be committed.
+    pub fn refresh(&mut self) -> Result<(), StoreError> {
+        if self.stale { self.reload() } else { Ok(()) }
+    }
+
+    /// Whether the mirror may differ from the database.
+    pub fn is_stale(&self) -> bool {
+        self.stale
     }
 
     /// Whether the engine's `start` has run on this state.
@@ -382,6 +411,14 @@ impl Store {
     /// Writes the input's changes in one transaction. On failure the mirror
     /// is reloaded from disk (the input's state changes are undone).
     pub fn commit(&mut self, w: Writes, now: Timestamp) -> Result<Committed, StoreError> {
+        if self.stale {
+            // Evaluated against state that was never committed: its effects
+            // cannot be trusted. Reload, and let the caller evaluate again.
+            self.reload()?;
+            return Err(StoreError::Stale {
+                path: self.path.clone(),
+            });
+        }
         match self.try_commit(&w, now) {
             Ok(c) => {
                 for k in self.dirty.drain() {
@@ -395,12 +432,17 @@ impl Store {
                 if w.started {
                     self.started = true;
                 }
+                self.outage = None;
                 Ok(c)
             }
             Err(e) => {
+                self.outage.get_or_insert_with(|| (now, 0, e.to_string())).1 += 1;
                 // Memory must not run ahead of disk. If even reading fails,
-                // the next commit's reload tries again.
-                let _ = self.reload();
+                // the store stays stale until a reload succeeds.
+                if let Err(r) = self.reload() {
+                    tracing::error!("cannot reload the state after a failed write: {r}");
+                    self.stale = true;
+                }
                 Err(e)
             }
         }
@@ -650,7 +692,18 @@ impl Store {
             )
             .map_err(sq)?;
         }
-        if !w.errors.is_empty() {
+        if let Some((since, n, first)) = &self.outage {
+            // The state could not be written for a while: said once it can.
+            let message = format!(
+                "the state could not be written from {since} until {now} ({n} failed attempt(s)): {first}"
+            );
+            tx.execute(
+                "INSERT INTO errors (at, source, message) VALUES (?1, 'state', ?2)",
+                params![now_ms, message],
+            )
+            .map_err(sq)?;
+        }
+        if !w.errors.is_empty() || self.outage.is_some() {
             tx.execute(
                 "DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - 1000",
                 [],
