@@ -86,6 +86,8 @@ pub struct Core {
     remind_after: Option<u32>,
     /// Lines that failed to parse since the last `take_malformed`.
     pub malformed: u64,
+    /// Problems stored by [`Core::record_problem`] since start.
+    problems: std::collections::HashSet<String>,
 }
 
 impl Core {
@@ -115,6 +117,7 @@ impl Core {
             routing: None,
             remind_after: None,
             malformed: 0,
+            problems: std::collections::HashSet::new(),
         })
     }
 
@@ -681,6 +684,33 @@ impl Core {
             now,
         )?;
         Ok(done.new.len())
+    }
+
+    /// A problem a source found outside any input — the folder watcher's
+    /// symlink loops, FIFOs, dangling links, unreadable folders — stored for
+    /// `complyd status`. The same message is stored once per start (a poll
+    /// or a walk after a reload finds it again). Returns whether it was new.
+    pub fn record_problem(
+        &mut self,
+        source: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if self.problems.contains(message) {
+            return Ok(false);
+        }
+        self.fresh()?;
+        self.store.commit(
+            Writes {
+                errors: vec![(source.to_string(), message.to_string())],
+                ..Writes::default()
+            },
+            now,
+        )?;
+        if self.problems.len() < 10_000 {
+            self.problems.insert(message.to_string());
+        }
+        Ok(true)
     }
 
     /// Records a delivery attempt of an outbox message.

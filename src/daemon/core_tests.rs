@@ -407,3 +407,29 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
         other => panic!("expected TooNew, got {other:?}"),
     }
 }
+
+#[test]
+fn a_problem_of_the_watched_folders_is_stored_once_per_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let now = ts("2026-03-02T02:00:00Z");
+    let loop_ = "/drop/loop: symlink loop: leads back to /drop (not followed)";
+    let mut core = open_core(&db, Limits::default());
+    assert!(core.record_problem("watch", loop_, now).unwrap());
+    // A poll or a walk after a reload finds it again.
+    assert!(!core.record_problem("watch", loop_, now).unwrap());
+    assert!(
+        core.record_problem(
+            "watch",
+            "/drop/p: not a regular file (a FIFO); not checked",
+            now
+        )
+        .unwrap()
+    );
+    let q = "SELECT COUNT(*) FROM errors WHERE source = 'watch'";
+    assert_eq!(count(&core, q), 2);
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert!(core.record_problem("watch", loop_, now).unwrap());
+    assert_eq!(count(&core, q), 3, "said again after a restart");
+}

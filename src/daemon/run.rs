@@ -90,6 +90,9 @@ pub enum Msg {
         id: i64,
         result: Result<(), (String, Option<Timestamp>)>,
     },
+    /// A problem the folder watcher or the catch-up walk found (a symlink
+    /// loop, a FIFO, a dangling link, an unreadable folder): "path: why".
+    Problem(String),
     /// The tailer's first pass reached the end of every log.
     LogsRead,
     /// Sent by tests to wait until everything before it was handled.
@@ -289,11 +292,7 @@ pub async fn start(
                                 continue;
                             }
                             fswatch::WatchEvent::Error { path, message } => {
-                                match path {
-                                    Some(p) => tracing::warn!("{}: {message}", p.display()),
-                                    None => tracing::warn!("{message}"),
-                                }
-                                continue;
+                                problem(path, message)
                             }
                         };
                         if tx2.send(msg).await.is_err() { break; }
@@ -558,14 +557,25 @@ async fn catch_up(
                     break;
                 }
             }
-            Err(fswatch::WatchEvent::Error { path, message }) => match path {
-                Some(p) => tracing::warn!("{}: {message}", p.display()),
-                None => tracing::warn!("{message}"),
-            },
+            Err(fswatch::WatchEvent::Error { path, message }) => {
+                if tx.send(problem(path, message)).await.is_err() {
+                    break;
+                }
+            }
             Err(_) => {}
         }
     }
     let _ = walker.await;
+}
+
+/// Logs a problem of the watched folders; the message stores it too.
+fn problem(path: Option<PathBuf>, message: String) -> Msg {
+    let text = match path {
+        Some(p) => format!("{}: {message}", p.display()),
+        None => message,
+    };
+    tracing::warn!("{text}");
+    Msg::Problem(text)
 }
 
 /// The actor: one input at a time, each one transaction; between inputs it
@@ -750,6 +760,12 @@ async fn core_loop(
                 })
                 .await;
             }
+            Msg::Problem(text) => {
+                retry(&opts.notifier, || {
+                    core.record_problem("watch", &text, clock.now())
+                })
+                .await;
+            }
             Msg::LogsRead => core.logs_read(),
             Msg::Barrier(reply) => {
                 let _ = reply.send(());
@@ -804,15 +820,17 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
         })
         .collect();
     let filter = fswatch::Filter::new(&roots).map_err(RunError::Config)?;
-    let mut files = Vec::new();
+    let (mut files, mut problems) = (Vec::new(), Vec::new());
     fswatch::walk(&roots, &filter, &mut |r| match r {
         Ok(seen) => files.push(seen.path),
-        Err(fswatch::WatchEvent::Error { path, message }) => match path {
-            Some(p) => tracing::warn!("{}: {message}", p.display()),
-            None => tracing::warn!("{message}"),
-        },
+        Err(fswatch::WatchEvent::Error { path, message }) => problems.push(problem(path, message)),
         Err(_) => {}
     });
+    for p in problems {
+        if let Msg::Problem(text) = p {
+            core.record_problem("watch", &text, now)?;
+        }
+    }
     for f in files {
         if let FileOutcome::Checked { new: n, .. } = core.check_file(&f, now)? {
             checked += 1;

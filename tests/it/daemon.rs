@@ -595,3 +595,54 @@ async fn a_violation_still_open_after_two_working_days_gets_one_reminder() {
     );
     h.shutdown().await.unwrap();
 }
+
+/// What the watched folders hold but cannot be checked — a symlink loop, a
+/// FIFO, a dangling link — is stored with the errors and shown by
+/// `complyd status`, whether the catch-up walk finds it at start or the
+/// watcher while running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problems_in_the_watched_folders_are_stored_and_shown_by_status() {
+    let s = Setup::new();
+    let drop = s.path("drop");
+    let mkfifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", p.display());
+    };
+    std::os::unix::fs::symlink(&drop, drop.join("loop")).unwrap();
+    mkfifo(&drop.join("pipe.txt"));
+    std::os::unix::fs::symlink(s.path("nowhere.txt"), drop.join("dangling.txt")).unwrap();
+    let clock = ManualClock::new(t("2026-03-02T10:00:00+08:00"));
+    let h = run::start(s.opts.clone(), s.rules(), Arc::new(clock))
+        .await
+        .unwrap();
+    let q = "SELECT COUNT(*) FROM errors WHERE source = 'watch'";
+    s.wait_for(q, |n| n >= 3).await;
+    // Found by the watcher (inotify) while running.
+    std::fs::create_dir(drop.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&drop, drop.join("sub/loop2")).unwrap();
+    mkfifo(&drop.join("pipe2.txt"));
+    std::os::unix::fs::symlink(s.path("nowhere2.txt"), drop.join("dangling2.txt")).unwrap();
+    s.wait_for(q, |n| n >= 6).await;
+    h.barrier().await;
+    h.shutdown().await.unwrap();
+
+    let db = s.opts.config.daemon.database();
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let text = complyd::daemon::status::report(&db, &tz).unwrap();
+    let d = drop.display();
+    for want in [
+        format!("watch: {d}/loop: symlink loop: leads back to {d}"),
+        format!("watch: {d}/pipe.txt: not a regular file (a FIFO); not checked"),
+        format!("watch: {d}/dangling.txt: dangling symbolic link"),
+        format!("watch: {d}/sub/loop2: symlink loop: leads back to {d}"),
+        format!("watch: {d}/pipe2.txt: not a regular file (a FIFO); not checked"),
+        format!("watch: {d}/dangling2.txt: dangling symbolic link"),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    }
+    assert_eq!(s.wait_for(q, |_| true).await, 6, "each once:\n{text}");
+}

@@ -188,6 +188,16 @@ impl Stabilizer {
                 // is handled, so files written into it meanwhile are found
                 // here; a folder moved in gets no events for its files at all.
                 if cause == Cause::Appeared && !self.filter.excludes(&path) {
+                    // A link back to a folder above it: walked from the link,
+                    // the loop is not seen, and every file above would be
+                    // checked a second time under the link's path.
+                    if let Some(ancestor) = loops_back(&path) {
+                        let message = format!(
+                            "symlink loop: leads back to {} (not followed)",
+                            ancestor.display()
+                        );
+                        return self.send(error(path, message)).await;
+                    }
                     let seen = self.scan_folder(&path, None).await?;
                     self.rechecks.push_back(Recheck {
                         at: Instant::now() + self.stable_for,
@@ -206,8 +216,16 @@ impl Stabilizer {
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => match cause {
                 Cause::Gone { maybe_dir } => self.gone(path, maybe_dir).await,
-                // Gone again before we looked (or a dangling symlink): the
-                // removal has its own event, which reports it.
+                // A symbolic link to nothing, as the catch-up walk says.
+                Cause::Appeared
+                    if self.filter.accepts(&path)
+                        && path.symlink_metadata().is_ok_and(|m| m.is_symlink()) =>
+                {
+                    self.send(error(path, "dangling symbolic link".into()))
+                        .await
+                }
+                // Gone again before we looked: the removal has its own
+                // event, which reports it.
                 Cause::Appeared | Cause::Changed => Ok(()),
             },
             Err(err) => self.send(error(path, format!("cannot stat: {err}"))).await,
@@ -366,6 +384,17 @@ impl Stabilizer {
         }
         Ok(())
     }
+}
+
+/// The folder a symbolic link at `path` leads back to, when that folder
+/// contains the link (as the catch-up walk's loop check finds it).
+fn loops_back(path: &Path) -> Option<PathBuf> {
+    if !path.symlink_metadata().ok()?.is_symlink() {
+        return None;
+    }
+    let target = std::fs::canonicalize(path).ok()?;
+    let parent = std::fs::canonicalize(path.parent()?).ok()?;
+    parent.starts_with(&target).then_some(target)
 }
 
 fn error(path: PathBuf, message: String) -> WatchEvent {
