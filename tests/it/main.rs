@@ -9,6 +9,7 @@ mod mail_templates;
 mod props;
 mod replay;
 mod shipped_rules;
+mod site;
 mod smtp;
 mod systemd;
 mod tail;
