@@ -5,6 +5,7 @@ mod cli;
 mod daemon;
 mod daemon_process;
 mod diagnostics;
+mod full_disk;
 mod mail_templates;
 mod props;
 mod replay;
