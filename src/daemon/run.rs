@@ -273,7 +273,30 @@ pub async fn start(
         let filter = Arc::new(filter);
         let rewalk = rewalk.clone();
         tasks.push(tokio::spawn(async move {
-            let _watcher = watcher;
+            let mut watcher = watcher;
+            // The watches are added on a thread of their own (seconds on a
+            // large tree); files saved meanwhile are handled as they come,
+            // since the set-up waits for its events to be taken. The walk
+            // starts once they are in place, so nothing saved during it is
+            // missed; a Rescan until then is covered by that walk.
+            {
+                let watching = watcher.watching();
+                tokio::pin!(watching);
+                loop {
+                    tokio::select! {
+                        () = &mut watching => break,
+                        _ = stop.changed() => return,
+                        ev = wrx.recv() => {
+                            let Some(ev) = ev else { return };
+                            if let Some(msg) = watch_msg(ev)
+                                && tx2.send(msg).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
             catch_up(&roots2, &filter, &tx2, &stop).await;
             loop {
                 tokio::select! {
@@ -283,17 +306,10 @@ pub async fn start(
                     }
                     ev = wrx.recv() => {
                         let Some(ev) = ev else { break };
-                        let msg = match ev {
-                            fswatch::WatchEvent::Ready(p) => Msg::File(p),
-                            fswatch::WatchEvent::Removed(p) => Msg::Removed(p),
-                            fswatch::WatchEvent::Rescan => {
-                                tracing::warn!("watch events were lost (queue overflow); walking the folders again");
-                                catch_up(&roots2, &filter, &tx2, &stop).await;
-                                continue;
-                            }
-                            fswatch::WatchEvent::Error { path, message } => {
-                                problem(path, message)
-                            }
+                        let Some(msg) = watch_msg(ev) else {
+                            tracing::warn!("watch events were lost (queue overflow); walking the folders again");
+                            catch_up(&roots2, &filter, &tx2, &stop).await;
+                            continue;
                         };
                         if tx2.send(msg).await.is_err() { break; }
                     }
@@ -566,6 +582,16 @@ async fn catch_up(
         }
     }
     let _ = walker.await;
+}
+
+/// The core's message for a watcher event; `None` for a Rescan.
+fn watch_msg(ev: fswatch::WatchEvent) -> Option<Msg> {
+    match ev {
+        fswatch::WatchEvent::Ready(p) => Some(Msg::File(p)),
+        fswatch::WatchEvent::Removed(p) => Some(Msg::Removed(p)),
+        fswatch::WatchEvent::Rescan => None,
+        fswatch::WatchEvent::Error { path, message } => Some(problem(path, message)),
+    }
 }
 
 /// Logs a problem of the watched folders; the message stores it too.

@@ -120,6 +120,8 @@ pub struct FileSeen {
 pub struct Watcher {
     slot: Arc<Slot>,
     task: JoinHandle<()>,
+    /// Answered once the set-up thread has added the watches.
+    set_up: Option<tokio::sync::oneshot::Receiver<()>>,
     #[cfg(test)]
     raw_tx: mpsc::Sender<Raw>,
 }
@@ -142,10 +144,11 @@ impl std::fmt::Debug for Watcher {
 
 impl Watcher {
     /// Starts watching `roots` recursively; events go to `tx` (waiting when
-    /// it is full). Must be called inside a tokio runtime; it blocks while
-    /// the watches are added (one inotify watch per folder). Fails only on a
-    /// bad glob; a root that cannot be watched is reported as an `Error`
-    /// event and the others are watched.
+    /// it is full). Must be called inside a tokio runtime. Returns at once:
+    /// the watches (one inotify watch per folder) are added on a thread of
+    /// their own, which takes seconds on a large tree — see
+    /// [`Watcher::watching`]. Fails only on a bad glob; a root that cannot
+    /// be watched is reported as an `Error` event and the others are watched.
     pub fn start(
         roots: Vec<WatchRoot>,
         opts: WatchOptions,
@@ -167,31 +170,52 @@ impl Watcher {
         };
         let stabilizer = Stabilizer::new(filter, opts.stable_for, tx, on_limit);
         let task = runtime.spawn(stabilizer.run(raw_rx));
-        // notify's PollWatcher reports scan errors on the thread that calls
-        // watch(), and blocking_send panics on a runtime thread.
-        let setup =
-            std::thread::scope(|s| s.spawn(|| build_backend(&paths, opts.poll, &raw_tx)).join());
-        match setup {
-            Ok((backend, polling)) => {
+        // Not on the caller's thread: notify's inotify thread adds the
+        // watches of one root after the other and delivers events between
+        // them; those events wait for the caller to take them, so a caller
+        // waiting here for the set-up would wait for ever (several roots,
+        // busy writers). PollWatcher reports scan errors on the thread that
+        // calls watch(), and blocking_send panics on a runtime thread.
+        let (done, set_up) = tokio::sync::oneshot::channel();
+        let setup = {
+            let (slot, raw_tx) = (Arc::clone(&slot), raw_tx.clone());
+            move || {
+                let (backend, polling) = build_backend(&paths, opts.poll, &raw_tx);
                 if let Ok(mut b) = slot.backend.lock() {
-                    // Unless inotify already ran out of watches during the
-                    // set-up and the switch installed a PollWatcher.
-                    if b.is_none() {
+                    // Unless stopped meanwhile, or inotify already ran out
+                    // of watches and the switch installed a PollWatcher.
+                    if b.is_none() && !slot.stopped.load(Ordering::SeqCst) {
                         *b = Some(backend);
                         slot.polling.store(polling, Ordering::SeqCst);
                     }
                 }
-                Ok(Watcher {
-                    slot,
-                    task,
-                    #[cfg(test)]
-                    raw_tx,
-                })
+                let _ = done.send(());
             }
-            Err(_) => {
-                task.abort();
-                Err("watcher set-up panicked".to_string())
-            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("complyd-watch-setup".to_string())
+            .spawn(setup)
+        {
+            task.abort();
+            return Err(format!("cannot start the folder watcher: {e}"));
+        }
+        Ok(Watcher {
+            slot,
+            task,
+            set_up: Some(set_up),
+            #[cfg(test)]
+            raw_tx,
+        })
+    }
+
+    /// Waits until the watches are in place: a change after this is seen.
+    /// Events come meanwhile (files saved during the set-up); the caller
+    /// must keep taking them, or the set-up waits for it.
+    pub async fn watching(&mut self) {
+        if let Some(rx) = self.set_up.take()
+            && rx.await.is_err()
+        {
+            tracing::error!("the folder watcher's set-up failed; the folders are not watched");
         }
     }
 

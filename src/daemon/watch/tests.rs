@@ -23,9 +23,10 @@ fn opts(stable_ms: u64) -> WatchOptions {
     }
 }
 
-fn start(root: &Path, opts: WatchOptions) -> (Watcher, mpsc::Receiver<WatchEvent>) {
+async fn start(root: &Path, opts: WatchOptions) -> (Watcher, mpsc::Receiver<WatchEvent>) {
     let (tx, rx) = mpsc::channel(64);
-    let w = Watcher::start(vec![WatchRoot::new(root)], opts, tx).unwrap();
+    let mut w = Watcher::start(vec![WatchRoot::new(root)], opts, tx).unwrap();
+    w.watching().await;
     (w, rx)
 }
 
@@ -87,7 +88,7 @@ async fn write_chunks(file: &mut fs::File, chunks: usize, pause: Duration) {
 async fn chunked_write_is_ready_once_after_it_settles() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (w, mut rx) = start(&root, opts(500));
+    let (w, mut rx) = start(&root, opts(500)).await;
     assert!(!w.is_polling());
     let path = root.join("draft.txt");
     // Kept open, so only the stability timer can make it ready.
@@ -108,7 +109,7 @@ async fn chunked_write_is_ready_once_after_it_settles() {
 async fn close_write_is_ready_before_stable_for() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(5000));
+    let (_w, mut rx) = start(&root, opts(5000)).await;
     let path = root.join("a.post.json");
     let t0 = Instant::now();
     fs::write(&path, r#"{"title":"根治失眠"}"#).unwrap();
@@ -120,7 +121,7 @@ async fn close_write_is_ready_before_stable_for() {
 async fn writes_after_a_close_write_end_in_a_final_ready() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(300));
+    let (_w, mut rx) = start(&root, opts(300)).await;
     let path = root.join("script.md");
     let mut a = fs::File::create(&path).unwrap();
     write_chunks(&mut a, 2, Duration::from_millis(20)).await;
@@ -148,7 +149,7 @@ async fn files_and_folders_moved_in_are_ready() {
     fs::create_dir_all(src.join("batch/sub")).unwrap();
     fs::write(src.join("batch/one.txt"), "一").unwrap();
     fs::write(src.join("batch/sub/two.txt"), "二").unwrap();
-    let (_w, mut rx) = start(&root, opts(200));
+    let (_w, mut rx) = start(&root, opts(200)).await;
 
     fs::rename(src.join("moved.srt"), root.join("moved.srt")).unwrap();
     until(&mut rx, LONG, ready(&root.join("moved.srt"))).await;
@@ -171,7 +172,7 @@ async fn files_and_folders_moved_in_are_ready() {
 async fn new_subfolders_are_watched() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(200));
+    let (_w, mut rx) = start(&root, opts(200)).await;
     // Written at once, likely before notify has added the new watches.
     fs::create_dir_all(root.join("a/b")).unwrap();
     let first = root.join("a/b/first.txt");
@@ -186,7 +187,7 @@ async fn new_subfolders_are_watched() {
 async fn excluded_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(200));
+    let (_w, mut rx) = start(&root, opts(200)).await;
     fs::write(root.join("~$a.docx"), "owner").unwrap();
     fs::write(root.join(".~lock.a.docx#"), "lock").unwrap();
     fs::write(root.join("a.docx.tmp"), "temp").unwrap();
@@ -203,7 +204,7 @@ async fn excluded_files_are_ignored() {
 async fn deletes_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(200));
+    let (_w, mut rx) = start(&root, opts(200)).await;
     let path = root.join("gone.txt");
     fs::write(&path, "x").unwrap();
     until(&mut rx, LONG, ready(&path)).await;
@@ -215,7 +216,7 @@ async fn deletes_are_removed() {
 async fn deleted_before_ready_is_only_removed() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (_w, mut rx) = start(&root, opts(400));
+    let (_w, mut rx) = start(&root, opts(400)).await;
     let path = root.join("brief.txt");
     let mut f = fs::File::create(&path).unwrap();
     write_chunks(&mut f, 1, Duration::ZERO).await;
@@ -238,7 +239,7 @@ async fn polling_sees_writes_and_deletes() {
         stable_for: Duration::from_millis(500),
         poll: Some(Duration::from_millis(100)),
     };
-    let (w, mut rx) = start(&root, o);
+    let (w, mut rx) = start(&root, o).await;
     assert!(w.is_polling());
     let path = root.join("share.txt");
     let mut f = fs::File::create(&path).unwrap();
@@ -275,7 +276,7 @@ async fn overflow_asks_for_a_rescan() {
 async fn running_out_of_inotify_watches_switches_to_polling() {
     let dir = tempfile::tempdir().unwrap();
     let root = abs(&dir);
-    let (w, mut rx) = start(&root, opts(200));
+    let (w, mut rx) = start(&root, opts(200)).await;
     assert!(!w.is_polling());
     let limit = || Raw::Notify(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
     w.inject(limit()).await;
@@ -374,4 +375,70 @@ fn walk_reports_bad_entries_and_yields_the_rest() {
     }
     let expected_errors = if as_root { 4 } else { 5 };
     assert_eq!(errors.len(), expected_errors, "{errors:?}");
+}
+
+/// Eight large roots while writers keep saving files: the watches are
+/// added while the events of those files are taken. (Set up on the
+/// caller's thread, with nobody taking events until it returned, this
+/// stalled for good: notify's thread delivers events between two roots and
+/// waited for room in a full channel.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_up_large_busy_roots_does_not_stall() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const FOLDERS: usize = 1500;
+    let dirs: Vec<tempfile::TempDir> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
+    let roots: Vec<PathBuf> = dirs.iter().map(abs).collect();
+    for r in &roots {
+        for i in 0..FOLDERS {
+            fs::create_dir(r.join(format!("d{i}"))).unwrap();
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = roots
+        .iter()
+        .map(|r| {
+            let (r, stop) = (r.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                // At most 20 000 files each: the clean-up stays short.
+                while !stop.load(Ordering::SeqCst) && n < 20_000 {
+                    fs::write(r.join(format!("d{}/f{n}.txt", n % FOLDERS)), "x").unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, mut rx) = mpsc::channel(64);
+    let started = Instant::now();
+    let mut w = Watcher::start(roots.iter().map(WatchRoot::new).collect(), opts(200), tx).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "start returns at once"
+    );
+    let mut during = 0;
+    let set_up = timeout(Duration::from_secs(60), async {
+        let watching = w.watching();
+        tokio::pin!(watching);
+        loop {
+            tokio::select! {
+                () = &mut watching => break,
+                Some(_) = rx.recv() => during += 1,
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let written: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(
+        set_up.is_ok(),
+        "the set-up stalled ({written} files written, {during} events)"
+    );
+    eprintln!("set up in {took:?}; {written} files written, {during} events meanwhile");
+    // Watched: a file saved in the last root now is seen.
+    let last = roots[7].join(format!("d{}/after.txt", FOLDERS - 1));
+    fs::write(&last, "x").unwrap();
+    until(&mut rx, LONG, ready(&last)).await;
 }
