@@ -286,11 +286,12 @@ impl Store {
                 known: MIGRATIONS.len(),
             },
         })?;
-        // Checkpoints on their own thread (checkpoint.rs); where that
-        // cannot start, SQLite's own automatic ones stay on.
+        // Checkpoints on their own thread (checkpoint.rs), the writer's
+        // only as a backstop; where that cannot start, SQLite's own
+        // automatic ones stay on.
         let checkpointer = match super::checkpoint::Checkpointer::start(db) {
             Ok(c) => {
-                conn.pragma_update(None, "wal_autocheckpoint", 0)
+                super::checkpoint::writer_backstop(&conn, super::checkpoint::WAL_LIMIT)
                     .map_err(sq)?;
                 Some(c)
             }
