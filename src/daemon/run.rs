@@ -229,7 +229,10 @@ pub async fn start(
         let opts = opts.clone();
         let mail_wake = mail_wake.clone();
         let rewalk = rewalk.clone();
-        let stop = core_stop_rx;
+        let stops = Stops {
+            core: core_stop_rx,
+            shutdown: shutdown_rx.clone(),
+        };
         std::thread::Builder::new()
             .name("complyd-core".into())
             .spawn(move || {
@@ -237,7 +240,7 @@ pub async fn start(
                     .enable_time()
                     .build()
                     .map_err(|e| RunError::Other(e.to_string()))?;
-                rt.block_on(core_loop(core, rx, stop, clock, opts, mail_wake, rewalk))
+                rt.block_on(core_loop(core, rx, stops, clock, opts, mail_wake, rewalk))
             })
             .map_err(|e| RunError::Other(e.to_string()))?
     };
@@ -604,19 +607,37 @@ fn problem(path: Option<PathBuf>, message: String) -> Msg {
     Msg::Problem(text)
 }
 
+/// The core actor's stop signals.
+struct Stops {
+    /// Set once the sources and the mailer are done: the actor exits when
+    /// it has handled what they sent.
+    core: watch::Receiver<bool>,
+    /// Set when shutdown begins: a write that fails is no longer retried.
+    shutdown: watch::Receiver<bool>,
+}
+
 /// The actor: one input at a time, each one transaction; between inputs it
 /// sleeps until the next deadline. A failed commit (disk full, read-only
-/// state) is retried with backoff; the daemon keeps running.
+/// state) is retried with backoff; the daemon keeps running. Stopping, a
+/// write that fails leaves its input — and every later file and log batch —
+/// for the next start.
 async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Msg>,
-    mut stop: watch::Receiver<bool>,
+    stops: Stops,
     clock: Arc<dyn Clock>,
     opts: RunOptions,
     mail_wake: Arc<Notify>,
     rewalk: Arc<Notify>,
 ) -> Result<(), RunError> {
     let mut opts = opts;
+    let Stops {
+        core: mut stop,
+        shutdown,
+    } = stops;
+    // An input was left uncommitted while stopping: no later one may move
+    // a cursor or a file's row past it.
+    let mut left = false;
     let ping = opts.notifier.watchdog_interval();
     let mut watchdog = tokio::time::interval(ping.unwrap_or(Duration::from_secs(3600)));
     let mut last_ping = std::time::Instant::now();
@@ -639,8 +660,8 @@ async fn core_loop(
         if let Some(t) = next_remind
             && clock.now() >= t
         {
-            let n = retry(&opts.notifier, || core.remind(clock.now())).await;
-            if n > 0 {
+            let n = retry(&opts.notifier, &shutdown, || core.remind(clock.now())).await;
+            if let Some(n) = n.filter(|&n| n > 0) {
                 tracing::info!("{n} reminder(s) queued for violations still open");
                 mail_wake.notify_one();
             }
@@ -670,8 +691,8 @@ async fn core_loop(
             } => {
                 let now = clock.now();
                 if deadline.is_some_and(|t| now >= t) {
-                    let n = retry(&opts.notifier, || core.tick(clock.now())).await;
-                    if n > 0 {
+                    let n = retry(&opts.notifier, &shutdown, || core.tick(clock.now())).await;
+                    if n.is_some_and(|n| n > 0) {
                         mail_wake.notify_one();
                     }
                 }
@@ -681,11 +702,18 @@ async fn core_loop(
         match msg {
             // Likewise files (a walk of 100k files may be queued): the
             // next start's catch-up finds them changed and checks them.
-            Msg::File(_) if *stop.borrow() => {
+            Msg::File(_) if *stop.borrow() || left => {
                 skipped += 1;
             }
             Msg::File(path) => {
-                let out = retry(&opts.notifier, || core.check_file(&path, clock.now())).await;
+                let out = retry(&opts.notifier, &shutdown, || {
+                    core.check_file(&path, clock.now())
+                })
+                .await;
+                let Some(out) = out else {
+                    left = true;
+                    continue;
+                };
                 match out {
                     FileOutcome::Checked { findings, new } => {
                         tracing::info!(
@@ -704,14 +732,18 @@ async fn core_loop(
             }
             Msg::Removed(path) => {
                 tracing::info!("{}: removed", path.display());
-                retry(&opts.notifier, || core.file_removed(&path, clock.now())).await;
+                let done = retry(&opts.notifier, &shutdown, || {
+                    core.file_removed(&path, clock.now())
+                })
+                .await;
+                left |= done.is_none();
             }
             // Stopping: batches still queued (up to the channel's 64, each
             // up to 1 MiB of a log being caught up on) are left for the next
             // start, which reads them again from the last committed cursor.
             // Every later batch is skipped too, so no cursor moves past a
             // batch that was not evaluated.
-            Msg::Log { .. } if *stop.borrow() => {
+            Msg::Log { .. } if *stop.borrow() || left => {
                 skipped += 1;
             }
             Msg::Log {
@@ -720,11 +752,12 @@ async fn core_loop(
                 cursor,
                 at_end,
             } => {
-                let n = retry(&opts.notifier, || {
+                let n = retry(&opts.notifier, &shutdown, || {
                     core.log_batch(&key, &lines, &cursor, at_end, clock.now())
                 })
                 .await;
-                if n > 0 {
+                left |= n.is_none();
+                if n.is_some_and(|n| n > 0) {
                     mail_wake.notify_one();
                 }
             }
@@ -760,9 +793,11 @@ async fn core_loop(
                     }
                     Err(diags) => {
                         tracing::error!("reload failed; the previous rules keep running:\n{diags}");
-                        let n =
-                            retry(&opts.notifier, || core.config_error(&diags, clock.now())).await;
-                        if n > 0 {
+                        let n = retry(&opts.notifier, &shutdown, || {
+                            core.config_error(&diags, clock.now())
+                        })
+                        .await;
+                        if n.is_some_and(|n| n > 0) {
                             mail_wake.notify_one();
                         }
                         Err(diags)
@@ -781,13 +816,19 @@ async fn core_loop(
                 let _ = reply.send((items, next));
             }
             Msg::OutboxResult { id, result } => {
-                retry(&opts.notifier, || {
+                let done = retry(&opts.notifier, &shutdown, || {
                     core.outbox_result(id, result.clone(), clock.now())
                 })
                 .await;
+                if done.is_none() && result.is_ok() {
+                    tracing::warn!(
+                        "message {id} was delivered but that could not be recorded; \
+                         it may be delivered again after the restart"
+                    );
+                }
             }
             Msg::Problem(text) => {
-                retry(&opts.notifier, || {
+                retry(&opts.notifier, &shutdown, || {
                     core.record_problem("watch", &text, clock.now())
                 })
                 .await;
@@ -806,22 +847,37 @@ async fn core_loop(
 
 /// Runs a store operation until it succeeds, backing off from 100 ms to
 /// 30 s and logging each failure: a full or read-only state directory
-/// stops progress, not the daemon.
+/// stops progress, not the daemon. Once the daemon is stopping a failure is
+/// final (`None`): nothing was committed, and the next start does the work
+/// again — waiting for the disk instead would hold the stop until systemd
+/// kills the daemon.
 async fn retry<T>(
     notifier: &super::sdnotify::Notifier,
+    shutdown: &watch::Receiver<bool>,
     mut f: impl FnMut() -> Result<T, StoreError>,
-) -> T {
+) -> Option<T> {
+    let mut shutdown = shutdown.clone();
     let mut wait = Duration::from_millis(100);
     loop {
         match f() {
-            Ok(v) => return v,
+            Ok(v) => return Some(v),
+            Err(e) if *shutdown.borrow() => {
+                tracing::error!(
+                    "cannot write the state: {e}; stopping, so this input is left for the next start"
+                );
+                return None;
+            }
             Err(e) => {
                 tracing::error!("cannot write the state: {e}; retrying in {wait:?}");
                 // Alive and retrying (a full disk): systemd must not kill
                 // and restart it for that.
                 let _ = notifier.watchdog();
                 let _ = notifier.status(&format!("cannot write the state: {e}; retrying"));
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    // One last attempt at once, then give up.
+                    _ = shutdown.changed() => {}
+                }
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
         }

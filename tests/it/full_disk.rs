@@ -143,3 +143,42 @@ fn a_full_state_file_system_pauses_the_daemon_and_loses_and_repeats_nothing() {
         got.mails,
     );
 }
+
+/// SIGTERM while the state's file system is full: the daemon cannot commit
+/// the input in hand, so it leaves it — and every later one — for the next
+/// start, and exits 0 at once instead of retrying until systemd kills it.
+/// The next start, with space again, evaluates everything exactly once.
+#[test]
+fn sigterm_while_the_state_file_system_is_full_exits_at_once_and_nothing_is_lost() {
+    const LINES: usize = 3000;
+    const FILES: usize = 40;
+    let tmpfs = Tmpfs::mount("64m");
+    let site = Site::with_state(Some(&tmpfs.path().join("state")));
+    let mut rng = Rng::from_env();
+    let (log_text, bad_lines) = activity_log(LINES);
+    let t = Duration::from_secs(40);
+    let d = site.spawn();
+    site.wait_log(" INFO started", 1, t);
+    let [writer, dropper] = feed(&site, &mut rng, &log_text, FILES);
+    site.wait_for("SELECT COALESCE(SUM(lines), 0) FROM sources", t, |n| n > 0);
+    tmpfs.fill();
+    let full = format!(
+        "cannot write the state: {}: database or disk is full; retrying in",
+        site.db_path().display()
+    );
+    site.wait_log(&full, 2, t);
+    writer.join().unwrap();
+    dropper.join().unwrap();
+    let took = d.terminate(Duration::from_secs(5));
+
+    tmpfs.free();
+    let d = site.spawn();
+    site.wait_log(" INFO started", 2, t);
+    let got = settle_and_compare(&site, d, LINES, bad_lines, FILES);
+    let log = site.log();
+    assert!(!log.contains("panicked"), "{log}");
+    eprintln!(
+        "SIGTERM while full took {took:?}; after the restart quiet in {:?}; {} violations",
+        got.quiet_after, got.violations
+    );
+}
