@@ -635,6 +635,7 @@ async fn core_loop(
         core: mut stop,
         shutdown,
     } = stops;
+    let mut retry = Retry::new(opts.notifier.clone(), shutdown, clock.clone());
     // An input was left uncommitted while stopping: no later one may move
     // a cursor or a file's row past it.
     let mut left = false;
@@ -646,6 +647,13 @@ async fn core_loop(
     // clock (they are due by working days, not to the minute).
     let mut next_remind = Some(clock.now());
     loop {
+        // The state could be written again after a while: said where
+        // `complyd status` shows it.
+        if let Some(text) = retry.ended.take() {
+            retry
+                .run(|| core.record_problem("state", &text, clock.now()))
+                .await;
+        }
         // While inputs keep coming (a catch-up keeps the channel full) the
         // watchdog branch below is never chosen: ping here too.
         if ping.is_some_and(|p| last_ping.elapsed() >= p) {
@@ -660,7 +668,7 @@ async fn core_loop(
         if let Some(t) = next_remind
             && clock.now() >= t
         {
-            let n = retry(&opts.notifier, &shutdown, || core.remind(clock.now())).await;
+            let n = retry.run(|| core.remind(clock.now())).await;
             if let Some(n) = n.filter(|&n| n > 0) {
                 tracing::info!("{n} reminder(s) queued for violations still open");
                 mail_wake.notify_one();
@@ -691,7 +699,7 @@ async fn core_loop(
             } => {
                 let now = clock.now();
                 if deadline.is_some_and(|t| now >= t) {
-                    let n = retry(&opts.notifier, &shutdown, || core.tick(clock.now())).await;
+                    let n = retry.run(|| core.tick(clock.now())).await;
                     if n.is_some_and(|n| n > 0) {
                         mail_wake.notify_one();
                     }
@@ -706,10 +714,7 @@ async fn core_loop(
                 skipped += 1;
             }
             Msg::File(path) => {
-                let out = retry(&opts.notifier, &shutdown, || {
-                    core.check_file(&path, clock.now())
-                })
-                .await;
+                let out = retry.run(|| core.check_file(&path, clock.now())).await;
                 let Some(out) = out else {
                     left = true;
                     continue;
@@ -732,10 +737,7 @@ async fn core_loop(
             }
             Msg::Removed(path) => {
                 tracing::info!("{}: removed", path.display());
-                let done = retry(&opts.notifier, &shutdown, || {
-                    core.file_removed(&path, clock.now())
-                })
-                .await;
+                let done = retry.run(|| core.file_removed(&path, clock.now())).await;
                 left |= done.is_none();
             }
             // Stopping: batches still queued (up to the channel's 64, each
@@ -752,10 +754,9 @@ async fn core_loop(
                 cursor,
                 at_end,
             } => {
-                let n = retry(&opts.notifier, &shutdown, || {
-                    core.log_batch(&key, &lines, &cursor, at_end, clock.now())
-                })
-                .await;
+                let n = retry
+                    .run(|| core.log_batch(&key, &lines, &cursor, at_end, clock.now()))
+                    .await;
                 left |= n.is_none();
                 if n.is_some_and(|n| n > 0) {
                     mail_wake.notify_one();
@@ -793,10 +794,7 @@ async fn core_loop(
                     }
                     Err(diags) => {
                         tracing::error!("reload failed; the previous rules keep running:\n{diags}");
-                        let n = retry(&opts.notifier, &shutdown, || {
-                            core.config_error(&diags, clock.now())
-                        })
-                        .await;
+                        let n = retry.run(|| core.config_error(&diags, clock.now())).await;
                         if n.is_some_and(|n| n > 0) {
                             mail_wake.notify_one();
                         }
@@ -816,10 +814,9 @@ async fn core_loop(
                 let _ = reply.send((items, next));
             }
             Msg::OutboxResult { id, result } => {
-                let done = retry(&opts.notifier, &shutdown, || {
-                    core.outbox_result(id, result.clone(), clock.now())
-                })
-                .await;
+                let done = retry
+                    .run(|| core.outbox_result(id, result.clone(), clock.now()))
+                    .await;
                 if done.is_none() && result.is_ok() {
                     tracing::warn!(
                         "message {id} was delivered but that could not be recorded; \
@@ -828,10 +825,9 @@ async fn core_loop(
                 }
             }
             Msg::Problem(text) => {
-                retry(&opts.notifier, &shutdown, || {
-                    core.record_problem("watch", &text, clock.now())
-                })
-                .await;
+                retry
+                    .run(|| core.record_problem("watch", &text, clock.now()))
+                    .await;
             }
             Msg::LogsRead => core.logs_read(),
             Msg::Barrier(reply) => {
@@ -845,41 +841,78 @@ async fn core_loop(
     Ok(())
 }
 
-/// Runs a store operation until it succeeds, backing off from 100 ms to
-/// 30 s and logging each failure: a full or read-only state directory
-/// stops progress, not the daemon. Once the daemon is stopping a failure is
-/// final (`None`): nothing was committed, and the next start does the work
-/// again — waiting for the disk instead would hold the stop until systemd
-/// kills the daemon.
-async fn retry<T>(
-    notifier: &super::sdnotify::Notifier,
-    shutdown: &watch::Receiver<bool>,
-    mut f: impl FnMut() -> Result<T, StoreError>,
-) -> Option<T> {
-    let mut shutdown = shutdown.clone();
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match f() {
-            Ok(v) => return Some(v),
-            Err(e) if *shutdown.borrow() => {
+/// Runs store operations until they succeed, and remembers the failures.
+struct Retry {
+    notifier: super::sdnotify::Notifier,
+    shutdown: watch::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+    /// Writes failing since: (first failure, attempts, first error).
+    failing: Option<(Timestamp, u64, String)>,
+    /// A period of failures that ended, for the `errors` table.
+    ended: Option<String>,
+}
+
+impl Retry {
+    fn new(
+        notifier: super::sdnotify::Notifier,
+        shutdown: watch::Receiver<bool>,
+        clock: Arc<dyn Clock>,
+    ) -> Retry {
+        Retry {
+            notifier,
+            shutdown,
+            clock,
+            failing: None,
+            ended: None,
+        }
+    }
+
+    /// Runs `f` until it succeeds, backing off from 100 ms to 30 s and
+    /// logging each failure: a full or read-only state directory stops
+    /// progress, not the daemon. Once the daemon is stopping a failure is
+    /// final (`None`): nothing was committed, and the next start does the
+    /// work again — waiting for the disk instead would hold the stop until
+    /// systemd kills the daemon.
+    async fn run<T>(&mut self, mut f: impl FnMut() -> Result<T, StoreError>) -> Option<T> {
+        let mut shutdown = self.shutdown.clone();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let e = match f() {
+                Ok(v) => {
+                    if let Some((since, n, first)) = self.failing.take() {
+                        let utc = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+                        self.ended = Some(format!(
+                            "the state could not be written from {} until {} ({n} failed attempt(s)): {first}",
+                            utc(since),
+                            utc(self.clock.now())
+                        ));
+                    }
+                    return Some(v);
+                }
+                Err(e) => e,
+            };
+            self.failing
+                .get_or_insert_with(|| (self.clock.now(), 0, e.to_string()))
+                .1 += 1;
+            if *shutdown.borrow() {
                 tracing::error!(
                     "cannot write the state: {e}; stopping, so this input is left for the next start"
                 );
                 return None;
             }
-            Err(e) => {
-                tracing::error!("cannot write the state: {e}; retrying in {wait:?}");
-                // Alive and retrying (a full disk): systemd must not kill
-                // and restart it for that.
-                let _ = notifier.watchdog();
-                let _ = notifier.status(&format!("cannot write the state: {e}; retrying"));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    // One last attempt at once, then give up.
-                    _ = shutdown.changed() => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
+            tracing::error!("cannot write the state: {e}; retrying in {wait:?}");
+            // Alive and retrying (a full disk): systemd must not kill and
+            // restart it for that.
+            let _ = self.notifier.watchdog();
+            let _ = self
+                .notifier
+                .status(&format!("cannot write the state: {e}; retrying"));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // One last attempt at once, then give up.
+                _ = shutdown.changed() => {}
             }
+            wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
 }

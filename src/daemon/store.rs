@@ -239,9 +239,6 @@ pub struct Store {
     /// A commit failed and so did the reload after it: the mirror may hold
     /// the undone input's changes.
     stale: bool,
-    /// Commits failing since (first failure, failures, first error): written
-    /// to `errors` by the commit that succeeds again, for `complyd status`.
-    outage: Option<(Timestamp, u64, String)>,
     /// Declared last: dropped after the connection.
     _checkpointer: Option<super::checkpoint::Checkpointer>,
 }
@@ -310,7 +307,6 @@ impl Store {
             started: false,
             last_prune: None,
             stale: false,
-            outage: None,
             _checkpointer: checkpointer,
         };
         store.reload()?;
@@ -433,11 +429,9 @@ impl Store {
                 if w.started {
                     self.started = true;
                 }
-                self.wrote(now);
                 Ok(c)
             }
             Err(e) => {
-                self.write_failed(&e, now);
                 // Memory must not run ahead of disk. If even reading fails,
                 // the store stays stale until a reload succeeds.
                 if let Err(r) = self.reload() {
@@ -446,32 +440,6 @@ impl Store {
                 }
                 Err(e)
             }
-        }
-    }
-
-    /// Notes a failed write, for [`Store::wrote`].
-    fn write_failed(&mut self, e: &StoreError, now: Timestamp) {
-        self.outage.get_or_insert_with(|| (now, 0, e.to_string())).1 += 1;
-    }
-
-    /// A write succeeded: writes that failed before it (a full disk, a lock
-    /// held too long) are recorded in `errors`, for `complyd status`.
-    fn wrote(&mut self, now: Timestamp) {
-        let Some((since, n, first)) = &self.outage else {
-            return;
-        };
-        let utc = |t: &Timestamp| t.strftime("%Y-%m-%d %H:%M:%S UTC");
-        let message = format!(
-            "the state could not be written from {} until {} ({n} failed attempt(s)): {first}",
-            utc(since),
-            utc(&now)
-        );
-        let done = self.conn.execute(
-            "INSERT INTO errors (at, source, message) VALUES (?1, 'state', ?2)",
-            params![millis(now), message],
-        );
-        if done.is_ok() {
-            self.outage = None;
         }
     }
 
@@ -872,7 +840,7 @@ impl Store {
     /// days after it was recorded (once per violation, to the recipients
     /// of its first message; a violation never mailed gets none). Returns
     /// how many were queued.
-    fn remind_now(
+    pub fn remind(
         &mut self,
         calendar: &crate::calendar::Calendar,
         days: u32,
@@ -926,21 +894,6 @@ impl Store {
         }
         tx.commit().map_err(sq)?;
         Ok(queued)
-    }
-
-    /// [`Store::remind_now`], noting a failure for `complyd status`.
-    pub fn remind(
-        &mut self,
-        calendar: &crate::calendar::Calendar,
-        days: u32,
-        now: Timestamp,
-    ) -> Result<usize, StoreError> {
-        let r = self.remind_now(calendar, days, now);
-        match &r {
-            Ok(_) => self.wrote(now),
-            Err(e) => self.write_failed(e, now),
-        }
-        r
     }
 }
 
@@ -1088,20 +1041,6 @@ impl Store {
     /// Records a delivery: `Ok` sent; `Err((reason, None))` failed for good;
     /// `Err((reason, Some(t)))` retry at `t`.
     pub fn outbox_result(
-        &mut self,
-        id: i64,
-        result: Result<(), (String, Option<Timestamp>)>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let done = self.outbox_result_now(id, result, now);
-        match &done {
-            Ok(()) => self.wrote(now),
-            Err(e) => self.write_failed(e, now),
-        }
-        done
-    }
-
-    fn outbox_result_now(
         &mut self,
         id: i64,
         result: Result<(), (String, Option<Timestamp>)>,
