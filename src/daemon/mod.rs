@@ -11,6 +11,8 @@ pub mod cmd;
 pub mod core;
 pub mod logging;
 pub mod mail;
+pub mod mailer;
+pub mod outbox;
 pub mod record;
 pub mod reload;
 pub mod route;

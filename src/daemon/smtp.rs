@@ -27,7 +27,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::mail::{self, SendError};
-use super::store::OutboxItem;
+use super::outbox::OutboxItem;
 use crate::config::{MailConfig, Secret, SmtpConfig, SmtpSecurity};
 
 /// How long an idle connection is kept open between bursts.
