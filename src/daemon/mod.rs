@@ -13,6 +13,7 @@ pub mod logging;
 pub mod mail;
 pub mod mailer;
 pub mod outbox;
+pub mod outbox_cli;
 pub mod record;
 pub mod reload;
 pub mod route;

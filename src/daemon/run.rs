@@ -21,8 +21,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::clock::Clock;
 use super::core::{Core, FileOutcome, LogLine};
-use super::mailer::{deliver, group_digests, mailer};
-use super::outbox::OutboxItem;
+use super::mailer::{PAGE, deliver, group_digests, mailer};
+use super::outbox::{MailerState, OutboxItem, OutboxUpdate};
 use super::store::{Store, StoreError};
 use super::{smtp, tail, watch as fswatch};
 use crate::config::{Config, DaemonConfig};
@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// `rules_dir` came from `--rules` (it then wins over the
     /// configuration's `rules:` on reload too).
     pub rules_from_cli: bool,
+    /// How often an idle mailer looks at the outbox for rows queued by
+    /// another process (`complyd outbox retry`).
+    pub mail_poll: Duration,
 }
 
 impl RunOptions {
@@ -59,6 +62,7 @@ impl RunOptions {
             tail_interval: Duration::from_millis(200),
             notifier: super::sdnotify::Notifier::new(None, None),
             rules_from_cli: false,
+            mail_poll: Duration::from_secs(10),
         }
     }
 }
@@ -88,10 +92,10 @@ pub enum Msg {
     Reload(Option<oneshot::Sender<Result<(), String>>>),
     /// Due messages, and when the next retry falls due.
     OutboxDue(oneshot::Sender<(Vec<OutboxItem>, Option<Timestamp>)>),
-    OutboxResult {
-        id: i64,
-        result: Result<(), (String, Option<Timestamp>)>,
-    },
+    /// What delivery attempts did (one per message: all its rows).
+    OutboxResults(Vec<OutboxUpdate>),
+    /// The mailer paused the queue (`None`: delivering again).
+    MailerState(Option<MailerState>),
     /// The tailer's first pass reached the end of every log.
     LogsRead,
     /// Sent by tests to wait until everything before it was handled.
@@ -360,8 +364,9 @@ pub async fn start(
         let cfg = d.mail.clone();
         let clock = clock.clone();
         let wake = mail_wake.clone();
+        let poll = opts.mail_poll;
         tasks.push(tokio::spawn(async move {
-            mailer(transport, cfg, tx2, stop, clock, wake).await;
+            mailer(transport, cfg, tx2, stop, clock, wake, poll).await;
         }));
     }
 
@@ -579,14 +584,20 @@ async fn core_loop(
             Msg::OutboxDue(reply) => {
                 let items = core
                     .store()
-                    .outbox_due(clock.now(), 500)
+                    .outbox_due(clock.now(), PAGE)
                     .unwrap_or_default();
                 let next = core.store().outbox_next_attempt().unwrap_or_default();
                 let _ = reply.send((items, next));
             }
-            Msg::OutboxResult { id, result } => {
+            Msg::OutboxResults(updates) => {
                 retry(&opts.notifier, || {
-                    core.outbox_result(id, result.clone(), clock.now())
+                    core.store().outbox_results(&updates, clock.now())
+                })
+                .await;
+            }
+            Msg::MailerState(state) => {
+                retry(&opts.notifier, || {
+                    core.store().set_mailer_state(state.as_ref())
                 })
                 .await;
             }
@@ -689,33 +700,29 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
     let (mailed, waiting, target) = rt.block_on(async {
         let transport = smtp::Transport::new(&d.mail).map_err(RunError::Config)?;
         let mut mailed = 0usize;
-        let mut unreachable = false;
+        let mut blocked = None;
         'pass: loop {
-            let items = core.store().outbox_due(now, 500)?;
+            let items = core.store().outbox_due(now, PAGE)?;
             if items.is_empty() {
                 break;
             }
             for batch in group_digests(items) {
-                let (result, down) = deliver(&transport, &d.mail, &batch, now).await;
-                mailed += usize::from(result.is_ok());
-                for item in &batch {
-                    core.outbox_result(item.id, result.clone(), now)?;
-                }
-                if down {
-                    unreachable = true;
+                let (update, down) = deliver(&transport, &d.mail, &batch, now).await;
+                mailed += usize::from(update.delivered.len() > batch[0].delivered.len());
+                core.store().outbox_results(&[update], now)?;
+                if let Some((_, reason)) = down {
+                    blocked = Some(reason);
                     break 'pass;
                 }
             }
         }
         transport.shutdown().await;
-        let waiting = if unreachable {
-            let n = core.store().outbox_counts()?.pending;
-            format!(
-                " ({} could not be reached; {n} message(s) wait for the next run)",
-                transport.describe()
-            )
-        } else {
-            String::new()
+        let waiting = match blocked {
+            Some(reason) => {
+                let n = core.store().outbox_counts()?.pending;
+                format!(" (no mail got through: {reason}; {n} message(s) wait for the next run)")
+            }
+            None => String::new(),
         };
         Ok::<_, RunError>((mailed, waiting, transport.describe()))
     })?;

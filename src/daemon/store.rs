@@ -26,7 +26,7 @@ use crate::engine::{Fact, MemoryState, Obligation, State};
 use crate::event::Evidence;
 
 /// Schema migrations, applied in order; `user_version` counts those done.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE obligations (
@@ -74,6 +74,29 @@ ALTER TABLE outbox ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
 ALTER TABLE violations ADD COLUMN reminded INTEGER;
+"#,
+    // v5: what a delivery did, recipient by recipient, and which message
+    // carried each row (see outbox.rs).
+    r#"
+ALTER TABLE outbox ADD COLUMN window_end INTEGER;
+ALTER TABLE outbox ADD COLUMN message_id TEXT;
+ALTER TABLE outbox ADD COLUMN delivered TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE outbox ADD COLUMN rejected TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX outbox_violation ON outbox (violation);
+-- A digest row is queued with next_attempt = the end of its window; a
+-- retry moves next_attempt, so the window is kept in a column of its own.
+CREATE TRIGGER outbox_window AFTER INSERT ON outbox WHEN NEW.digest = 1
+BEGIN UPDATE outbox SET window_end = NEW.next_attempt WHERE id = NEW.id; END;
+-- Rows queued before v5: a digest row not yet tried still has its window
+-- in next_attempt; one already tried is a window of its own.
+UPDATE outbox SET window_end = CASE WHEN attempts = 0 THEN next_attempt ELSE created END
+ WHERE digest = 1;
+-- Single messages sent before v5 carried the Message-ID derived from the
+-- fingerprint (mail::message_key); a digest's cannot be known.
+UPDATE outbox SET message_id = '<' || (SELECT fingerprint FROM violations WHERE id = outbox.violation)
+    || '.' || kind || CASE WHEN kind = 'reopened' THEN '.' || id ELSE '' END
+    || CASE WHEN route > 0 THEN '.r' || route ELSE '' END || '@complyd>'
+ WHERE sent_at IS NOT NULL AND digest = 0;
 "#,
 ];
 
