@@ -130,37 +130,15 @@ pub const MAILER_STATE: &str = "mailer";
 
 impl Store {
     /// Messages due for a (first or retried) delivery attempt, at most
-    /// `limit`, oldest due first: the mailer pages through a burst.
+    /// `limit`, oldest due first: the mailer pages through a burst. Empty
+    /// only when nothing is due.
+    ///
+    /// What happened since a row was queued counts: a violation waived,
+    /// resolved, fixed or retracted before its (digest) mail went out is
+    /// not mailed (the row is cancelled); nor is a retraction of a report
+    /// never sent. Only the page is looked at, so a page costs the same
+    /// however many rows wait (a long outage).
     pub fn outbox_due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        // What happened since a row was queued counts: a violation waived,
-        // resolved, fixed or retracted before its (digest) mail went out
-        // is not mailed; a retraction of a report never sent is dropped.
-        // Only rows due now are looked at (the pending index), so a page
-        // costs the same however many violations the database holds.
-        let now_ms = millis(now);
-        self.conn
-            .prepare_cached(
-                "UPDATE outbox SET failed = 2, last_error = 'cancelled: the violation is no longer open'
-                 WHERE id IN (SELECT o.id FROM outbox o JOIN violations v ON v.id = o.violation
-                              WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
-                                AND o.kind != 'retraction'
-                                AND v.status IN ('waived', 'resolved', 'fixed', 'retracted'))",
-            )
-            .and_then(|mut st| st.execute([now_ms]))
-            .map_err(self.sq())?;
-        self.conn
-            .prepare_cached(concat!(
-                "UPDATE outbox SET failed = 2, last_error = 'cancelled: the report was never sent'
-                 WHERE id IN (SELECT o.id FROM outbox o
-                              WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
-                                AND o.kind = 'retraction'
-                                AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.violation = o.violation
-                                                AND o2.kind = 'violation' AND ",
-                carried!("o2"),
-                "))"
-            ))
-            .and_then(|mut st| st.execute([now_ms]))
-            .map_err(self.sq())?;
         // A follow-up threads to the first message that carried the
         // violation to anyone (not to one that was never sent).
         let mut st = self
@@ -172,35 +150,75 @@ impl Store {
                             (SELECT t.message_id FROM outbox t WHERE t.violation = o.violation
                              AND t.kind = 'violation' AND ",
                 carried!("t"),
-                " ORDER BY t.id LIMIT 1) END
+                " ORDER BY t.id LIMIT 1) END,
+                        v.status IN ('waived', 'resolved', 'fixed', 'retracted')
                  FROM outbox o JOIN violations v ON v.id = o.violation
                  WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2"
             ))
             .map_err(self.sq())?;
-        let rows = st
-            .query_map(params![now_ms, limit as i64], |r| {
-                // A row whose violation no longer parses is left waiting.
-                let Ok(record) = serde_json::from_str::<Record>(&r.get::<_, String>(3)?) else {
-                    return Ok(None);
-                };
-                Ok(Some(OutboxItem {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    attempts: r.get(2)?,
-                    record,
-                    to: json(r.get::<_, String>(4)?),
-                    route: r.get(5)?,
-                    digest: r.get(6)?,
-                    window: r.get(7)?,
-                    delivered: json(r.get::<_, String>(8)?),
-                    rejected: json(r.get::<_, String>(9)?),
-                    thread: r.get(10)?,
-                }))
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(self.sq())?;
-        Ok(rows.into_iter().flatten().collect())
+        loop {
+            let rows = st
+                .query_map(params![millis(now), limit as i64], |r| {
+                    Ok(DueRow {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        attempts: r.get(2)?,
+                        data: r.get(3)?,
+                        to: r.get(4)?,
+                        route: r.get(5)?,
+                        digest: r.get(6)?,
+                        window: r.get(7)?,
+                        delivered: r.get(8)?,
+                        rejected: r.get(9)?,
+                        thread: r.get(10)?,
+                        ended: r.get(11)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(self.sq())?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut keep = Vec::new();
+            let mut settle: Vec<(i64, i64, String)> = Vec::new();
+            for row in rows {
+                if row.kind != "retraction" && row.ended {
+                    settle.push((
+                        row.id,
+                        2,
+                        "cancelled: the violation is no longer open".into(),
+                    ));
+                } else if row.kind == "retraction" && row.thread.is_none() {
+                    settle.push((row.id, 2, "cancelled: the report was never sent".into()));
+                } else {
+                    match serde_json::from_str::<Record>(&row.data) {
+                        Ok(record) => keep.push(row.item(record)),
+                        // Never silently stuck: failed, and shown.
+                        Err(e) => settle.push((
+                            row.id,
+                            1,
+                            format!("the stored violation cannot be read: {e}"),
+                        )),
+                    }
+                }
+            }
+            if !settle.is_empty() {
+                let tx = self.conn.unchecked_transaction().map_err(self.sq())?;
+                for (id, failed, why) in &settle {
+                    tx.execute(
+                        "UPDATE outbox SET failed = ?2, last_error = ?3 WHERE id = ?1",
+                        params![id, failed, why],
+                    )
+                    .map_err(self.sq())?;
+                }
+                tx.commit().map_err(self.sq())?;
+            }
+            // Every row of a page settled: the next page (or nothing).
+            if !keep.is_empty() {
+                return Ok(keep);
+            }
+        }
     }
 
     /// When the next retry is due, if any message waits for one.
@@ -291,6 +309,41 @@ impl Store {
                 },
             )
             .map_err(self.sq())
+    }
+}
+
+/// A due row as read, before its violation is parsed.
+struct DueRow {
+    id: i64,
+    kind: String,
+    attempts: u32,
+    data: String,
+    to: String,
+    route: Option<i64>,
+    digest: bool,
+    window: Option<i64>,
+    delivered: String,
+    rejected: String,
+    thread: Option<String>,
+    /// The violation is waived, resolved, fixed or retracted.
+    ended: bool,
+}
+
+impl DueRow {
+    fn item(self, record: Record) -> OutboxItem {
+        OutboxItem {
+            id: self.id,
+            kind: self.kind,
+            attempts: self.attempts,
+            record,
+            to: json(self.to),
+            route: self.route,
+            digest: self.digest,
+            window: self.window,
+            delivered: json(self.delivered),
+            rejected: json(self.rejected),
+            thread: self.thread,
+        }
     }
 }
 
@@ -488,6 +541,46 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].kind, "reminder");
         assert_eq!(due[0].thread.as_deref(), Some("<digest.ab@complyd>"));
+    }
+
+    #[test]
+    fn a_page_of_cancelled_rows_does_not_hide_the_rows_due_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.conn
+            .execute_batch(&format!(
+                "INSERT INTO violations (id, fingerprint, rule, severity, subject, status, data, created, updated)
+                 VALUES (2, 'fp2', 'r', 'low', 's', 'resolved', '{RECORD}', 0, 0);
+                 INSERT INTO violations (id, fingerprint, rule, severity, subject, data, created, updated)
+                 VALUES (3, 'fp3', 'r', 'low', 's', 'not json', 0, 0);
+                 INSERT INTO outbox (id, violation, kind, created, next_attempt) VALUES (1, 2, 'violation', 0, 1);
+                 INSERT INTO outbox (id, violation, kind, created, next_attempt) VALUES (2, 2, 'violation', 0, 2);
+                 INSERT INTO outbox (id, violation, kind, created, next_attempt) VALUES (3, 1, 'retraction', 0, 3);
+                 INSERT INTO outbox (id, violation, kind, created, next_attempt) VALUES (4, 3, 'violation', 0, 4);
+                 INSERT INTO outbox (id, violation, kind, created, next_attempt) VALUES (5, 1, 'violation', 0, 5);"
+            ))
+            .unwrap();
+        // Pages of two: the first two rows are cancelled, the next two are
+        // a retraction never preceded by a report and an unreadable
+        // violation; the row after them is what comes back.
+        let due = s.outbox_due(ts("2026-03-02T02:00:00Z"), 2).unwrap();
+        assert_eq!(due.iter().map(|i| i.id).collect::<Vec<_>>(), [5]);
+        let states: Vec<(i64, String)> = s
+            .conn
+            .prepare("SELECT failed, last_error FROM outbox WHERE id < 5 ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(states[0].0, 2);
+        assert_eq!(states[1].0, 2);
+        assert_eq!(
+            states[2],
+            (2, "cancelled: the report was never sent".into())
+        );
+        assert_eq!(states[3].0, 1, "unreadable: failed, not stuck");
+        assert!(states[3].1.contains("cannot be read"), "{states:?}");
     }
 
     #[test]
