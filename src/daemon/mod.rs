@@ -18,6 +18,7 @@ pub mod record;
 pub mod reload;
 pub mod route;
 pub mod run;
+mod schema;
 pub mod sdnotify;
 pub mod smtp;
 pub mod status;

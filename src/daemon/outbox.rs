@@ -589,7 +589,7 @@ mod tests {
         let db = dir.path().join("c.db");
         {
             let c = rusqlite::Connection::open(&db).unwrap();
-            for m in &crate::daemon::store::MIGRATIONS[..4] {
+            for m in &crate::daemon::schema::MIGRATIONS[..4] {
                 c.execute_batch(m).unwrap();
             }
             c.pragma_update(None, "user_version", 4).unwrap();
