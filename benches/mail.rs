@@ -9,7 +9,8 @@
 //! * A real SMTP server: aiosmtpd (tests/fixtures/smtp/server.py, the one
 //!   the tests start) on a free port, with `--no-maildir`: it accepts each
 //!   message, parses its headers, and appends one line per envelope
-//!   recipient to `received.log`, and one per TCP connection to
+//!   recipient to `received.log` (with the Message-ID and the size), and
+//!   one per TCP connection to
 //!   `connections.log`; it does not store the bodies (their disk writes
 //!   would be the server's cost, not complyd's).
 //! * The daemon in-process (`daemon::run::start`, a 2-worker runtime as
@@ -258,8 +259,11 @@ fn run(base: &Path, violations: usize, recipients: usize) {
 
     // Every row went out in a message the server received, to everyone.
     let mut per_message: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut bytes = 0u64;
     for l in server.lines("received.log") {
-        let (rcpt, id) = l.split_once('\t').expect("RCPT\tMessage-ID");
+        let mut f = l.split('\t');
+        let (rcpt, id) = (f.next().expect("RCPT"), f.next().expect("Message-ID"));
+        bytes += f.next().and_then(|b| b.parse::<u64>().ok()).unwrap_or(0);
         per_message
             .entry(id.to_string())
             .or_default()
@@ -288,11 +292,12 @@ fn run(base: &Path, violations: usize, recipients: usize) {
     println!(
         "mail: {violations} violations in one burst (committed {burst:.2} s after the clock passed \
          their deadlines), one 30m digest route to {recipients} recipients: the window ends → \
-         {messages} digests (≤ {rows_per_message} violations each) × {recipients} = {want} \
-         recipient copies accepted by the server in {delivered:.2} s (the first after \
+         {messages} digests (≤ {rows_per_message} violations each, {:.2} MB on average) × \
+         {recipients} = {want} recipient copies accepted by the server in {delivered:.2} s (the first after \
          {first_copy:.2} s), over {connections} SMTP connection(s); process CPU \
          during delivery {cpu:.2} s; VmRSS before the burst {:.1} MiB, after it {:.1} MiB, after \
          delivery {:.1} MiB; peak (VmHWM) {} {:.1} MiB",
+        bytes as f64 / want as f64 / 1e6,
         mib(rss_before),
         mib(rss_burst),
         mib(rss_after),

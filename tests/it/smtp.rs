@@ -142,7 +142,8 @@ impl Server {
             .unwrap_or_default()
             .lines()
             .map(|l| {
-                let (a, b) = l.split_once('\t').unwrap();
+                let mut f = l.split('\t');
+                let (a, b) = (f.next().unwrap(), f.next().unwrap());
                 (a.to_string(), b.to_string())
             })
             .collect()
