@@ -122,6 +122,13 @@ enum Command {
         #[command(subcommand)]
         command: ViolationsCommand,
     },
+    /// List the mail queued and sent, and send again messages that failed for good.
+    Outbox {
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Work with rule packs.
     Rules {
         #[command(subcommand)]
@@ -184,6 +191,31 @@ pub enum ViolationsCommand {
         /// Rules directory holding waivers.yaml (default: as for `run`).
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// One line per message (a digest's rows together), newest first.
+    List {
+        /// Only messages that failed for good or were rejected for some recipients.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Queue messages that failed for good again (e.g. after fixing an address); a running
+    /// daemon sends them within 10 s.
+    Retry {
+        /// Message ids as `complyd outbox list` shows them (#12 or 12); a digest goes whole.
+        #[arg(value_name = "ID", required_unless_present = "all_failed")]
+        ids: Vec<String>,
+        /// Every message that failed for good or was rejected for some recipients.
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+        /// Send to these addresses instead of the message's own recipients.
+        #[arg(long, value_name = "ADDRESS")]
+        to: Vec<String>,
     },
 }
 
@@ -308,6 +340,9 @@ pub fn main() -> ExitCode {
         Command::Status { config } => crate::daemon::cmd::status(config.as_deref(), err_color),
         Command::Violations { config, command } => {
             crate::daemon::cmd::violations(config.as_deref(), command, err_color)
+        }
+        Command::Outbox { config, command } => {
+            crate::daemon::cmd::outbox(config.as_deref(), command, err_color)
         }
         Command::Rules {
             command: RulesCommand::Validate { dir },

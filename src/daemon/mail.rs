@@ -57,7 +57,6 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
         permanent: true,
         unreachable: false,
     };
-    let r = &item.record;
     let from: Mailbox = cfg
         .from
         .parse()
@@ -68,8 +67,10 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
         .subject(parts.subject)
         .message_id(Some(format!("<{}@complyd>", message_key(item))));
     b = recipients(b, cfg, &item.to)?;
-    if item.kind != "violation" {
-        b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
+    // A follow-up threads to the message that carried the violation
+    // (recorded when it was sent: a single message or a digest).
+    if let Some(first) = &item.thread {
+        b = b.in_reply_to(first.clone()).references(first.clone());
     }
     b.multipart(MultiPart::alternative_plain_html(parts.text, parts.html))
         .map_err(|e| bad(format!("cannot build the message: {e}")))
@@ -188,11 +189,10 @@ mod tests {
     use crate::finding::Severity;
 
     fn item(kind: &str) -> OutboxItem {
-        OutboxItem {
-            id: 1,
-            kind: kind.into(),
-            attempts: 0,
-            record: Record {
+        OutboxItem::new(
+            1,
+            kind,
+            Record {
                 fingerprint: "0123abcd".into(),
                 rule: "cure-claims".into(),
                 severity: Severity::Critical,
@@ -213,10 +213,7 @@ mod tests {
                 waiver: None,
                 dispatch: None,
             },
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        }
+        )
     }
 
     /// A content violation with every optional field, and a temporal one
@@ -343,10 +340,13 @@ mod tests {
             remind_after: None,
             templates: Templates::default(),
         };
+        let mut retraction = item("retraction");
+        retraction.thread = Some("<digest.77ab@complyd>".into());
+        let raw = String::from_utf8(build(&cfg, &retraction).unwrap().formatted()).unwrap();
+        assert!(raw.contains("In-Reply-To: <digest.77ab@complyd>"), "{raw}");
+        assert!(raw.contains("References: <digest.77ab@complyd>"), "{raw}");
+        // Never sent: no reference to a message nobody received.
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
-        assert!(
-            raw.contains("In-Reply-To: <0123abcd.violation@complyd>"),
-            "{raw}"
-        );
+        assert!(!raw.contains("In-Reply-To"), "{raw}");
     }
 }

@@ -202,3 +202,27 @@ fn rules_test_shipped_exits_0_and_failures_exit_1() {
         "{err}"
     );
 }
+
+#[test]
+fn outbox_commands_without_a_database_or_with_bad_arguments_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "complyd.yaml", "state: state\n");
+    let out = complyd()
+        .args(["outbox", "list", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("no state database"), "{err}");
+    // Neither ids nor --all-failed; both: usage errors from the parser.
+    complyd()
+        .args(["outbox", "retry", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    complyd()
+        .args(["outbox", "retry", "#1", "--all-failed", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+}

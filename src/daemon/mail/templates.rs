@@ -395,15 +395,7 @@ mod tests {
     }
 
     pub(crate) fn items(kind: &str) -> [OutboxItem; 2] {
-        view::samples().map(|record| OutboxItem {
-            id: 1,
-            kind: kind.into(),
-            attempts: 0,
-            record,
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        })
+        view::samples().map(|record| OutboxItem::new(1, kind, record))
     }
 
     fn shown(p: &Parts) -> String {
