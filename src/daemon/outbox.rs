@@ -396,8 +396,8 @@ impl Store {
                 continue;
             }
             tx.execute(
-                "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
-                 SELECT ?1, 'reminder', ?2, ?2, recipients FROM outbox
+                "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route)
+                 SELECT ?1, 'reminder', ?2, ?2, recipients, route FROM outbox
                  WHERE violation = ?1 ORDER BY id LIMIT 1",
                 params![id, millis(now)],
             )

@@ -402,9 +402,12 @@ impl Store {
                 .map_err(sq)?;
             let mut mail = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
+                    // A follow-up (reopened, retraction) goes where the
+                    // first mail went, in its route's language.
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route)
                      SELECT ?1, ?2, ?3, ?3, COALESCE(
-                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]')
+                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]'),
+                         (SELECT route FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1)
                      WHERE ?2 = 'violation' OR EXISTS (SELECT 1 FROM outbox WHERE violation = ?1)",
                 )
                 .map_err(sq)?;

@@ -546,12 +546,13 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
 /// A violation first reported in a digest: when it comes back after being
 /// fixed, the reopening threads (In-Reply-To, References) to the digest
 /// that carried it — the Message-ID recorded when it was sent — not to a
-/// per-violation Message-ID that was never sent.
+/// per-violation Message-ID that was never sent — and it is written in the
+/// route's language, as the digest was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopening_threads_to_the_digest_that_carried_the_violation() {
     let s = Setup::new();
     let opts = s.with_config(
-        "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    content: [content@example.com]\n  routes:\n    - {to: [content], delivery: 30m}\n",
+        "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    content: [content@example.com]\n  routes:\n    - {to: [content], delivery: 30m, language: en}\n",
     );
     let clock = ManualClock::new(t("2026-03-02T10:07:00+08:00"));
     let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
@@ -615,9 +616,21 @@ async fn a_reopening_threads_to_the_digest_that_carried_the_violation() {
         .filter(|m| header(m, "Message-ID: ").contains(".reopened."))
         .collect::<Vec<_>>();
     assert_eq!(reopened.len() as i64, n);
+    assert!(
+        header(&digests[0], "Subject: ").starts_with("[Compliance alert]"),
+        "{}",
+        digests[0]
+    );
     for m in reopened {
         assert_eq!(header(&m, "In-Reply-To: "), digest_id, "{m}");
         assert_eq!(header(&m, "References: "), digest_id, "{m}");
+        // Encoded word by word around the "·": the English words show.
+        let subject = header(&m, "Subject: ");
+        assert!(
+            subject.starts_with("[Compliance alert ") && subject.contains(" again]"),
+            "{m}"
+        );
+        assert!(header(&m, "To: ").contains("content@example.com"), "{m}");
     }
 }
 
