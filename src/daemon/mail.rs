@@ -29,10 +29,6 @@ pub struct SendError {
     pub reason: String,
     /// Retrying cannot help (a 5xx answer, an invalid address).
     pub permanent: bool,
-    /// The server could not be reached or spoken to at all (connection
-    /// refused, timeout, TLS handshake): every message would fail the same
-    /// way, so the mailer pauses the whole queue, not just this message.
-    pub unreachable: bool,
 }
 
 /// What names a message (Message-ID, .eml file): the violation's
@@ -55,7 +51,6 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
     let bad = |reason: String| SendError {
         reason,
         permanent: true,
-        unreachable: false,
     };
     let from: Mailbox = cfg
         .from
@@ -87,7 +82,6 @@ fn recipients(
         let mb: Mailbox = to.parse().map_err(|e| SendError {
             reason: format!("recipient {to:?}: {e}"),
             permanent: true,
-            unreachable: false,
         })?;
         b = b.to(mb);
     }
@@ -106,7 +100,6 @@ pub fn build_digest(
     let bad = |reason: String| SendError {
         reason,
         permanent: true,
-        unreachable: false,
     };
     let first = items.first().ok_or_else(|| bad("an empty digest".into()))?;
     let mut fps: Vec<&str> = items
@@ -171,7 +164,6 @@ pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<Pa
             crate::rules::compile::io_reason(&e)
         ),
         permanent: false,
-        unreachable: false,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let name = format!("{}.eml", message_key(item));

@@ -75,7 +75,7 @@ pub(super) async fn mailer(
                     pauses = if same { pauses + 1 } else { 1 };
                     let wait = match kind {
                         Blocked::Unreachable => backoff(0, pauses - 1),
-                        Blocked::Auth => auth_backoff(pauses - 1),
+                        Blocked::Auth | Blocked::Sender => auth_backoff(pauses - 1),
                     };
                     let state = MailerState {
                         paused: kind.as_str().into(),
@@ -143,6 +143,13 @@ fn log_pause(kind: Blocked, state: &MailerState, again: bool, transport: &smtp::
              (mail.smtp username, password_file or password_credential, security), not the \
              messages: mail is paused, nothing is failed or lost, and it is tried again with a \
              growing pause (next at {next}). Fix it and restart complyd.",
+            transport.describe(),
+            state.reason
+        ),
+        (Blocked::Sender, false) => tracing::error!(
+            "{}: the server refuses our sender address — {}. This is the configuration \
+             (mail.from), not the messages: mail is paused, nothing is failed or lost, and it is \
+             tried again with a growing pause (next at {next}). Fix it and restart complyd.",
             transport.describe(),
             state.reason
         ),

@@ -102,7 +102,7 @@ pub struct OutboxCounts {
 /// How the mailer stands, for `complyd status` (kept in `meta`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailerState {
-    /// `unreachable` or `auth`.
+    /// `unreachable`, `auth` or `sender`.
     pub paused: String,
     pub reason: String,
     pub since: Timestamp,

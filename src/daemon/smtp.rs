@@ -46,6 +46,9 @@ pub enum Blocked {
     Unreachable,
     /// The server refuses our login (or demands one, or TLS first).
     Auth,
+    /// The server refuses our sender address (`mail.from`) for good: every
+    /// message would be refused the same way until it is fixed.
+    Sender,
 }
 
 impl Blocked {
@@ -53,6 +56,7 @@ impl Blocked {
         match self {
             Blocked::Unreachable => "unreachable",
             Blocked::Auth => "auth",
+            Blocked::Sender => "sender",
         }
     }
 }
@@ -254,6 +258,9 @@ impl Smtp {
         raw: &[u8],
         to: &[String],
     ) -> (Report, Option<Open>) {
+        let from_text = from
+            .as_ref()
+            .map_or_else(|| "<>".to_string(), |a| a.to_string());
         let mut conn = match self.ready(open).await {
             Ok(c) => c,
             Err((reason, blocked)) => return (Report::deferred(to, reason, Some(blocked)), None),
@@ -296,6 +303,15 @@ impl Smtp {
             params.push(MailParameter::SmtpUtfEight);
         }
         if let Err(e) = conn.command(Mail::new(from, params)).await {
+            if let (Class::Permanent, reason) = self.classify(&e) {
+                // The sender refused for good concerns every message, not
+                // this one: the queue waits for the configuration.
+                report.deferred.extend(all);
+                report.reason = Some(format!("{reason} (the sender address {from_text})"));
+                report.blocked = Some(Blocked::Sender);
+                conn.abort().await;
+                return (report, None);
+            }
             return self.whole(report, &all, &e, conn).await;
         }
         let mut accepted = Vec::new();

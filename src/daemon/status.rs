@@ -162,6 +162,9 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
     {
         let what = match state.paused.as_str() {
             "auth" => "PAUSED: the server refuses our login (fix mail.smtp, then restart)",
+            "sender" => {
+                "PAUSED: the server refuses our sender address (fix mail.from, then restart)"
+            }
             _ => "PAUSED: the server cannot be reached",
         };
         let _ = writeln!(

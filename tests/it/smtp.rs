@@ -511,6 +511,53 @@ async fn starttls_and_auth_deliver_and_a_wrong_password_pauses_the_queue() {
     assert!(!s.status().contains("PAUSED"));
 }
 
+/// The server refuses our sender address (553 at MAIL FROM): that is the
+/// configuration, not the messages — the queue pauses, nothing is failed,
+/// and once the server takes the sender every message goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sender_pauses_the_queue_instead_of_failing_every_message() {
+    let port = free_port();
+    let s = Setup::new(&format!("host: 127.0.0.1\nport: {port}\nsecurity: none\n"));
+    // The first three MAIL commands are refused, then accepted (the
+    // administrator fixed the server's sender policy).
+    let server = Server::start(
+        &s.path("smtp"),
+        port,
+        &[
+            "--fail-mail",
+            "553 5.7.1 Sender address rejected: not owned by user",
+            "--fail-count",
+            "3",
+        ],
+    );
+    let h = s.start().await;
+    std::fs::write(s.path("drop/a.txt"), DRAFT).unwrap();
+    let n = s
+        .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 1)
+        .await;
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 1)
+        .await;
+    h.barrier().await;
+    assert_eq!(s.int("SELECT COUNT(*) FROM outbox WHERE failed != 0"), 0);
+    let status = s.status();
+    assert!(
+        status.contains("PAUSED: the server refuses our sender address"),
+        "{status}"
+    );
+    assert!(status.contains("553"), "{status}");
+    s.advance_until_settled().await;
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 0)
+        .await;
+    h.shutdown().await.unwrap();
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL"),
+        n
+    );
+    let per_id = server.per_message_id();
+    assert_eq!(per_id.len() as i64, n, "{per_id:?}");
+    assert!(per_id.values().all(|&c| c == 1), "{per_id:?}");
+}
+
 /// A server whose certificate is not trusted: the TLS handshake fails,
 /// which is temporary (retried), never a delivery in plain text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
