@@ -43,6 +43,12 @@ enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum LangArg {
+    Zh,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Human,
     Json,
@@ -128,6 +134,18 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// Write the built-in mail templates to DIR, to edit them there; then set
+    /// `mail.templates: DIR` in the configuration (see docs/mail.md).
+    Templates {
+        /// Only this language's files, directly in DIR (default: both, in DIR/zh and DIR/en).
+        #[arg(long, value_enum)]
+        language: Option<LangArg>,
+        /// Overwrite files that exist (otherwise nothing is written).
+        #[arg(long)]
+        force: bool,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Work with rule packs.
     Rules {
@@ -343,6 +361,33 @@ pub fn main() -> ExitCode {
         }
         Command::Outbox { config, command } => {
             crate::daemon::cmd::outbox(config.as_deref(), command, err_color)
+        }
+        Command::Templates {
+            language,
+            force,
+            dir,
+        } => {
+            use crate::daemon::mail::Lang;
+            let lang = language.map(|l| match l {
+                LangArg::Zh => Lang::Zh,
+                LangArg::En => Lang::En,
+            });
+            match crate::daemon::mail::export_templates(&dir, lang, force) {
+                Ok(files) => {
+                    for f in &files {
+                        println!("wrote {}", f.display());
+                    }
+                    println!(
+                        "edit them, then set `mail.templates: {}` and run `complyd check`",
+                        dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Rules {
             command: RulesCommand::Validate { dir },

@@ -20,7 +20,7 @@ mod templates;
 mod view;
 
 pub use load::{Settings, load as load_templates};
-pub use templates::{FILES, Parts, Templates};
+pub use templates::{FILES, Parts, Templates, export as export_templates};
 pub use view::Lang;
 
 /// Why a delivery failed.
