@@ -418,7 +418,7 @@ mod tests {
 
     pub(crate) fn templates(language: Lang, routes: Vec<Option<Lang>>) -> Templates {
         let settings = Settings {
-            config: std::path::Path::new("complyd.yaml"),
+            config: Path::new("complyd.yaml"),
             language,
             routes,
             dir: None,
