@@ -43,6 +43,12 @@ enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum LangArg {
+    Zh,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Human,
     Json,
@@ -122,6 +128,25 @@ enum Command {
         #[command(subcommand)]
         command: ViolationsCommand,
     },
+    /// List the mail queued and sent, and send again messages that failed for good.
+    Outbox {
+        #[arg(long, value_name = "FILE", env = "COMPLYD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Write the built-in mail templates to DIR, to edit them there; then set
+    /// `mail.templates: DIR` in the configuration (see docs/mail.md).
+    Templates {
+        /// Only this language's files, directly in DIR (default: both, in DIR/zh and DIR/en).
+        #[arg(long, value_enum)]
+        language: Option<LangArg>,
+        /// Overwrite files that exist (otherwise nothing is written).
+        #[arg(long)]
+        force: bool,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Work with rule packs.
     Rules {
         #[command(subcommand)]
@@ -184,6 +209,31 @@ pub enum ViolationsCommand {
         /// Rules directory holding waivers.yaml (default: as for `run`).
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// One line per message (a digest's rows together), newest first.
+    List {
+        /// Only messages that failed for good or were rejected for some recipients.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Queue messages that failed for good again (e.g. after fixing an address); a running
+    /// daemon sends them within 10 s.
+    Retry {
+        /// Message ids as `complyd outbox list` shows them (#12 or 12); a digest goes whole.
+        #[arg(value_name = "ID", required_unless_present = "all_failed")]
+        ids: Vec<String>,
+        /// Every message that failed for good or was rejected for some recipients.
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+        /// Send to these addresses instead of the message's own recipients.
+        #[arg(long, value_name = "ADDRESS")]
+        to: Vec<String>,
     },
 }
 
@@ -308,6 +358,36 @@ pub fn main() -> ExitCode {
         Command::Status { config } => crate::daemon::cmd::status(config.as_deref(), err_color),
         Command::Violations { config, command } => {
             crate::daemon::cmd::violations(config.as_deref(), command, err_color)
+        }
+        Command::Outbox { config, command } => {
+            crate::daemon::cmd::outbox(config.as_deref(), command, err_color)
+        }
+        Command::Templates {
+            language,
+            force,
+            dir,
+        } => {
+            use crate::daemon::mail::Lang;
+            let lang = language.map(|l| match l {
+                LangArg::Zh => Lang::Zh,
+                LangArg::En => Lang::En,
+            });
+            match crate::daemon::mail::export_templates(&dir, lang, force) {
+                Ok(files) => {
+                    for f in &files {
+                        println!("wrote {}", f.display());
+                    }
+                    println!(
+                        "edit them, then set `mail.templates: {}` and run `complyd check`",
+                        dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Rules {
             command: RulesCommand::Validate { dir },

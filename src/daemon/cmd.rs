@@ -1,4 +1,4 @@
-//! The daemon's commands: `run`, `check`, `status`.
+//! The daemon's commands: `run`, `check`, `status`, `violations`, `outbox`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::clock::SystemClock;
 use super::run::{self, RunOptions};
 use super::sdnotify::Notifier;
-use crate::cli::{EXIT_CONFIG, EXIT_USAGE, ViolationsCommand, rules_dir};
+use crate::cli::{EXIT_CONFIG, EXIT_USAGE, OutboxCommand, ViolationsCommand, rules_dir};
 use crate::config::Config;
 use crate::rules::RuleSet;
 
@@ -86,6 +86,69 @@ pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
     }
 }
 
+/// The daemon's database, for a command that writes it beside the
+/// running daemon (it waits up to 10 s for the daemon's transaction).
+fn open_db(cfg: &Config) -> Result<rusqlite::Connection, ExitCode> {
+    let db = cfg.daemon.database();
+    if !db.exists() {
+        eprintln!(
+            "error: {}: no state database (has `complyd run` been started with this configuration?)",
+            db.display()
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    let conn = rusqlite::Connection::open(&db).map_err(|e| {
+        eprintln!("error: {}: {e}", db.display());
+        ExitCode::FAILURE
+    })?;
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+    Ok(conn)
+}
+
+/// Prints a command's output (exit 0) or its error (exit 2).
+fn finish(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `complyd outbox …`.
+pub fn outbox(config: Option<&Path>, command: OutboxCommand, color: bool) -> ExitCode {
+    use super::outbox_cli as o;
+    let cfg = match load_config(config, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let conn = match open_db(&cfg) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(match command {
+        OutboxCommand::List { failed, limit } => {
+            o::list(&conn, failed, limit, cfg.calendar.time_zone())
+        }
+        OutboxCommand::Retry {
+            ids,
+            all_failed,
+            to,
+        } => {
+            let which = if all_failed {
+                o::Which::AllFailed
+            } else {
+                o::Which::Ids(ids)
+            };
+            o::retry(&conn, &which, &to)
+        }
+    })
+}
+
 /// `complyd violations …`.
 pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool) -> ExitCode {
     use super::violations as v;
@@ -93,22 +156,10 @@ pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool
         Ok(c) => c,
         Err(code) => return code,
     };
-    let db = cfg.daemon.database();
-    if !db.exists() {
-        eprintln!(
-            "error: {}: no state database (has `complyd run` been started with this configuration?)",
-            db.display()
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let conn = match rusqlite::Connection::open(&db) {
+    let conn = match open_db(&cfg) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}: {e}", db.display());
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
     let tz = cfg.calendar.time_zone().clone();
     let now = jiff::Timestamp::now();
     let result: Result<String, String> = match command {
@@ -168,16 +219,7 @@ pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool
             }
         }
     };
-    match result {
-        Ok(s) => {
-            print!("{s}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
+    finish(result)
 }
 
 /// `complyd run`: the daemon, or with `--once` one catch-up pass.

@@ -713,16 +713,6 @@ impl Core {
         Ok(true)
     }
 
-    /// Records a delivery attempt of an outbox message.
-    pub fn outbox_result(
-        &mut self,
-        id: i64,
-        result: Result<(), (String, Option<Timestamp>)>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.store.outbox_result(id, result, now)
-    }
-
     /// Events held in the reorder window.
     pub fn held(&self) -> usize {
         self.window.len()

@@ -20,7 +20,7 @@ mod templates;
 mod view;
 
 pub use load::{Settings, load as load_templates};
-pub use templates::{FILES, Parts, Templates};
+pub use templates::{FILES, Parts, Templates, export as export_templates};
 pub use view::Lang;
 
 /// Why a delivery failed.
@@ -29,10 +29,6 @@ pub struct SendError {
     pub reason: String,
     /// Retrying cannot help (a 5xx answer, an invalid address).
     pub permanent: bool,
-    /// The server could not be reached or spoken to at all (connection
-    /// refused, timeout, TLS handshake): every message would fail the same
-    /// way, so the mailer pauses the whole queue, not just this message.
-    pub unreachable: bool,
 }
 
 /// What names a message (Message-ID, .eml file): the violation's
@@ -55,9 +51,7 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
     let bad = |reason: String| SendError {
         reason,
         permanent: true,
-        unreachable: false,
     };
-    let r = &item.record;
     let from: Mailbox = cfg
         .from
         .parse()
@@ -68,8 +62,10 @@ pub fn build(cfg: &MailConfig, item: &OutboxItem) -> Result<Message, SendError> 
         .subject(parts.subject)
         .message_id(Some(format!("<{}@complyd>", message_key(item))));
     b = recipients(b, cfg, &item.to)?;
-    if item.kind != "violation" {
-        b = b.in_reply_to(format!("<{}.violation@complyd>", r.fingerprint));
+    // A follow-up threads to the message that carried the violation
+    // (recorded when it was sent: a single message or a digest).
+    if let Some(first) = &item.thread {
+        b = b.in_reply_to(first.clone()).references(first.clone());
     }
     b.multipart(MultiPart::alternative_plain_html(parts.text, parts.html))
         .map_err(|e| bad(format!("cannot build the message: {e}")))
@@ -86,7 +82,6 @@ fn recipients(
         let mb: Mailbox = to.parse().map_err(|e| SendError {
             reason: format!("recipient {to:?}: {e}"),
             permanent: true,
-            unreachable: false,
         })?;
         b = b.to(mb);
     }
@@ -105,7 +100,6 @@ pub fn build_digest(
     let bad = |reason: String| SendError {
         reason,
         permanent: true,
-        unreachable: false,
     };
     let first = items.first().ok_or_else(|| bad("an empty digest".into()))?;
     let mut fps: Vec<&str> = items
@@ -170,7 +164,6 @@ pub fn deliver_to_dir(dir: &Path, item: &OutboxItem, msg: &Message) -> Result<Pa
             crate::rules::compile::io_reason(&e)
         ),
         permanent: false,
-        unreachable: false,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let name = format!("{}.eml", message_key(item));
@@ -188,11 +181,10 @@ mod tests {
     use crate::finding::Severity;
 
     fn item(kind: &str) -> OutboxItem {
-        OutboxItem {
-            id: 1,
-            kind: kind.into(),
-            attempts: 0,
-            record: Record {
+        OutboxItem::new(
+            1,
+            kind,
+            Record {
                 fingerprint: "0123abcd".into(),
                 rule: "cure-claims".into(),
                 severity: Severity::Critical,
@@ -213,10 +205,7 @@ mod tests {
                 waiver: None,
                 dispatch: None,
             },
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        }
+        )
     }
 
     /// A content violation with every optional field, and a temporal one
@@ -343,10 +332,13 @@ mod tests {
             remind_after: None,
             templates: Templates::default(),
         };
+        let mut retraction = item("retraction");
+        retraction.thread = Some("<digest.77ab@complyd>".into());
+        let raw = String::from_utf8(build(&cfg, &retraction).unwrap().formatted()).unwrap();
+        assert!(raw.contains("In-Reply-To: <digest.77ab@complyd>"), "{raw}");
+        assert!(raw.contains("References: <digest.77ab@complyd>"), "{raw}");
+        // Never sent: no reference to a message nobody received.
         let raw = String::from_utf8(build(&cfg, &item("retraction")).unwrap().formatted()).unwrap();
-        assert!(
-            raw.contains("In-Reply-To: <0123abcd.violation@complyd>"),
-            "{raw}"
-        );
+        assert!(!raw.contains("In-Reply-To"), "{raw}");
     }
 }

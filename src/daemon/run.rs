@@ -21,9 +21,11 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::clock::Clock;
 use super::core::{Core, FileOutcome, LogLine};
-use super::store::{OutboxItem, Store, StoreError};
-use super::{mail, smtp, tail, watch as fswatch};
-use crate::config::{Config, DaemonConfig, MailConfig};
+use super::mailer::{PAGE, deliver, group_digests, mailer};
+use super::outbox::{MailerState, OutboxItem, OutboxUpdate};
+use super::store::{Store, StoreError};
+use super::{smtp, tail, watch as fswatch};
+use crate::config::{Config, DaemonConfig};
 use crate::engine::Env;
 use crate::extract::Limits;
 use crate::rules::RuleSet;
@@ -45,6 +47,9 @@ pub struct RunOptions {
     /// `rules_dir` came from `--rules` (it then wins over the
     /// configuration's `rules:` on reload too).
     pub rules_from_cli: bool,
+    /// How often an idle mailer looks at the outbox for rows queued by
+    /// another process (`complyd outbox retry`).
+    pub mail_poll: Duration,
 }
 
 impl RunOptions {
@@ -57,6 +62,7 @@ impl RunOptions {
             tail_interval: Duration::from_millis(200),
             notifier: super::sdnotify::Notifier::new(None, None),
             rules_from_cli: false,
+            mail_poll: Duration::from_secs(10),
         }
     }
 }
@@ -86,10 +92,10 @@ pub enum Msg {
     Reload(Option<oneshot::Sender<Result<(), String>>>),
     /// Due messages, and when the next retry falls due.
     OutboxDue(oneshot::Sender<(Vec<OutboxItem>, Option<Timestamp>)>),
-    OutboxResult {
-        id: i64,
-        result: Result<(), (String, Option<Timestamp>)>,
-    },
+    /// What delivery attempts did (one per message: all its rows).
+    OutboxResults(Vec<OutboxUpdate>),
+    /// The mailer paused the queue (`None`: delivering again).
+    MailerState(Option<MailerState>),
     /// A problem the folder watcher or the catch-up walk found (a symlink
     /// loop, a FIFO, a dangling link, an unreadable folder): "path: why".
     Problem(String),
@@ -376,8 +382,9 @@ pub async fn start(
         let cfg = d.mail.clone();
         let clock = clock.clone();
         let wake = mail_wake.clone();
+        let poll = opts.mail_poll;
         tasks.push(tokio::spawn(async move {
-            mailer(transport, cfg, tx2, stop, clock, wake).await;
+            mailer(transport, cfg, tx2, stop, clock, wake, poll).await;
         }));
     }
 
@@ -391,167 +398,11 @@ pub async fn start(
     })
 }
 
-/// The mailer task. Delivers what is due; a message that failed for a
-/// while is retried when its backoff ends (the task sleeps until the
-/// earliest retry, on the daemon's clock). When the server cannot be
-/// reached at all, the whole queue pauses with its own growing backoff —
-/// an outage of any length costs one attempt per pause, not one per
-/// message — and resumes by itself.
-async fn mailer(
-    transport: smtp::Transport,
-    cfg: MailConfig,
-    tx: mpsc::Sender<Msg>,
-    mut stop: watch::Receiver<bool>,
-    clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
-) {
-    // Consecutive attempts that found the server unreachable.
-    let mut outage = 0u32;
-    'run: loop {
-        if outage > 0 {
-            let until = clock.now() + backoff(0, outage - 1);
-            while clock.now() < until {
-                tokio::select! {
-                    _ = stop.changed() => break 'run,
-                    _ = clock.sleep_until(until) => {}
-                }
-            }
-        }
-        let (otx, orx) = oneshot::channel();
-        if tx.send(Msg::OutboxDue(otx)).await.is_err() {
-            break;
-        }
-        let (items, next) = orx.await.unwrap_or_default();
-        let idle = items.is_empty();
-        for batch in group_digests(items) {
-            // Finish the message in hand even when asked to stop.
-            let (result, unreachable) = deliver(&transport, &cfg, &batch, clock.now()).await;
-            outage = if unreachable { outage + 1 } else { 0 };
-            for item in &batch {
-                if tx
-                    .send(Msg::OutboxResult {
-                        id: item.id,
-                        result: result.clone(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    break 'run;
-                }
-            }
-            if *stop.borrow() {
-                break 'run;
-            }
-            if unreachable {
-                continue 'run;
-            }
-        }
-        if *stop.borrow() {
-            break;
-        }
-        if idle {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = wake.notified() => {}
-                _ = async {
-                    match next {
-                        Some(t) => clock.sleep_until(t).await,
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {}
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            }
-        }
-    }
-    transport.shutdown().await;
-}
-
-/// Rows waiting for the same digest (same route and recipients) go out
-/// as one message; every other row alone. At most 500 per digest, so a
-/// burst makes several readable messages rather than one huge one.
-pub fn group_digests(items: Vec<OutboxItem>) -> Vec<Vec<OutboxItem>> {
-    let mut out: Vec<Vec<OutboxItem>> = Vec::new();
-    let mut open: HashMap<(Option<i64>, Vec<String>), usize> = HashMap::new();
-    for item in items {
-        if !(item.digest && item.kind == "violation") {
-            out.push(vec![item]);
-            continue;
-        }
-        let key = (item.route, item.to.clone());
-        match open.get(&key) {
-            Some(&i) if out[i].len() < 500 => out[i].push(item),
-            _ => {
-                open.insert(key, out.len());
-                out.push(vec![item]);
-            }
-        }
-    }
-    out
-}
-
-/// Builds and sends one message (a single violation or a digest); the
-/// outbox result for its rows, and whether the server was unreachable.
-async fn deliver(
-    transport: &smtp::Transport,
-    cfg: &MailConfig,
-    batch: &[OutboxItem],
-    now: Timestamp,
-) -> (Result<(), (String, Option<Timestamp>)>, bool) {
-    let Some(item) = batch.first() else {
-        return (Ok(()), false);
-    };
-    let sent = if batch.len() == 1 {
-        match mail::build(cfg, item) {
-            Ok(m) => transport.send(item, &m).await,
-            Err(e) => Err(e),
-        }
-    } else {
-        match mail::build_digest(cfg, batch) {
-            Ok((m, id)) => {
-                // Named by the digest for the file transport.
-                let mut named = item.clone();
-                named.record.fingerprint = id;
-                named.kind = "digest".into();
-                named.route = None;
-                transport.send(&named, &m).await
-            }
-            Err(e) => Err(e),
-        }
-    };
-    match sent {
-        Ok(()) => (Ok(()), false),
-        Err(e) => {
-            let fp = &item.record.fingerprint;
-            if e.permanent {
-                tracing::error!("mail for violation {fp} failed for good: {}", e.reason);
-                (Err((e.reason, None)), false)
-            } else {
-                let retry = now + backoff(item.id, item.attempts);
-                tracing::warn!(
-                    "mail for violation {fp}: {}; retrying after {}",
-                    e.reason,
-                    retry
-                );
-                (Err((e.reason, Some(retry))), e.unreachable)
-            }
-        }
-    }
-}
-
 /// Whether a batch ended at the end of the live file at `key` (a batch
 /// from a rotated copy, or one that stopped at the size limit, did not).
 fn at_end(key: &str, cursor: &tail::Cursor) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(key).map_or(true, |m| m.ino() == cursor.ino && m.len() <= cursor.offset)
-}
-
-/// Exponential backoff with jitter, capped at an hour: 10 s, 20 s, 40 s …
-fn backoff(id: i64, attempts: u32) -> SignedDuration {
-    let base = 10i64.saturating_mul(1i64 << attempts.min(9)).min(3600);
-    // Deterministic jitter (±25 %) from the message id and attempt.
-    let h = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempts);
-    let jitter = (h % 51) as i64 - 25;
-    SignedDuration::from_secs(base + base * jitter / 100)
 }
 
 async fn catch_up(
@@ -808,21 +659,27 @@ async fn core_loop(
             Msg::OutboxDue(reply) => {
                 let items = core
                     .store()
-                    .outbox_due(clock.now(), 500)
+                    .outbox_due(clock.now(), PAGE)
                     .unwrap_or_default();
                 let next = core.store().outbox_next_attempt().unwrap_or_default();
                 let _ = reply.send((items, next));
             }
-            Msg::OutboxResult { id, result } => {
+            Msg::OutboxResults(updates) => {
                 let done = retry
-                    .run(|| core.outbox_result(id, result.clone(), clock.now()))
+                    .run(|| core.store().outbox_results(&updates, clock.now()))
                     .await;
-                if done.is_none() && result.is_ok() {
+                if done.is_none() {
                     tracing::warn!(
-                        "message {id} was delivered but that could not be recorded; \
-                         it may be delivered again after the restart"
+                        "the results of {} delivery attempt(s) could not be recorded; \
+                         a message delivered may be delivered again after the restart",
+                        updates.len()
                     );
                 }
+            }
+            Msg::MailerState(state) => {
+                retry
+                    .run(|| core.store().set_mailer_state(state.as_ref()))
+                    .await;
             }
             Msg::Problem(text) => {
                 retry
@@ -982,33 +839,29 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
     let (mailed, waiting, target) = rt.block_on(async {
         let transport = smtp::Transport::new(&d.mail).map_err(RunError::Config)?;
         let mut mailed = 0usize;
-        let mut unreachable = false;
+        let mut blocked = None;
         'pass: loop {
-            let items = core.store().outbox_due(now, 500)?;
+            let items = core.store().outbox_due(now, PAGE)?;
             if items.is_empty() {
                 break;
             }
             for batch in group_digests(items) {
-                let (result, down) = deliver(&transport, &d.mail, &batch, now).await;
-                mailed += usize::from(result.is_ok());
-                for item in &batch {
-                    core.outbox_result(item.id, result.clone(), now)?;
-                }
-                if down {
-                    unreachable = true;
+                let (update, down) = deliver(&transport, &d.mail, &batch, now).await;
+                mailed += usize::from(update.delivered.len() > batch[0].delivered.len());
+                core.store().outbox_results(&[update], now)?;
+                if let Some((_, reason)) = down {
+                    blocked = Some(reason);
                     break 'pass;
                 }
             }
         }
         transport.shutdown().await;
-        let waiting = if unreachable {
-            let n = core.store().outbox_counts()?.pending;
-            format!(
-                " ({} could not be reached; {n} message(s) wait for the next run)",
-                transport.describe()
-            )
-        } else {
-            String::new()
+        let waiting = match blocked {
+            Some(reason) => {
+                let n = core.store().outbox_counts()?.pending;
+                format!(" (no mail got through: {reason}; {n} message(s) wait for the next run)")
+            }
+            None => String::new(),
         };
         Ok::<_, RunError>((mailed, waiting, transport.describe()))
     })?;

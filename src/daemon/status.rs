@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 fn when(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
     ms.and_then(|m| Timestamp::from_millisecond(m).ok())
@@ -90,21 +90,30 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         }
     );
 
-    let (pending, failed, sent): (i64, i64, i64) = conn
+    let (pending, failed, sent, cancelled): (i64, i64, i64, i64) = conn
         .query_row(
             "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0), COALESCE(SUM(failed = 1), 0),
-                    COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
+                    COALESCE(SUM(sent_at IS NOT NULL), 0), COALESCE(SUM(failed = 2), 0) FROM outbox",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(q)?;
     let _ = writeln!(
         out,
-        "\noutbox: {pending} waiting, {sent} sent, {failed} failed for good"
+        "\noutbox: {pending} waiting, {sent} sent, {failed} failed for good, {cancelled} cancelled"
     );
+    // Written by an older complyd (the daemon upgrades it at start): no
+    // per-recipient results or pause yet.
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(q)?;
+    if version >= 5 {
+        outbox_v5(&conn, &mut out, tz).map_err(q)?;
+    }
     let mut st = conn
         .prepare(
-            "SELECT id, attempts, last_error FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL
+            "SELECT id, attempts, last_error FROM outbox
+             WHERE last_error IS NOT NULL AND sent_at IS NULL AND last_error NOT LIKE 'not accepted for %'
              ORDER BY id DESC LIMIT 5",
         )
         .map_err(q)?;
@@ -136,4 +145,60 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
     }
     Ok(out)
+}
+
+/// The mailer's pause and the recipients refused for good (schema v5).
+fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> rusqlite::Result<()> {
+    // The mailer's pause, as it recorded it (only while it lasts).
+    let paused: Option<String> = conn
+        .query_row(
+            "SELECT v FROM meta WHERE k = ?1",
+            [super::outbox::MAILER_STATE],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(state) =
+        paused.and_then(|v| serde_json::from_str::<super::outbox::MailerState>(&v).ok())
+    {
+        let what = match state.paused.as_str() {
+            "auth" => "PAUSED: the server refuses our login (fix mail.smtp, then restart)",
+            "sender" => {
+                "PAUSED: the server refuses our sender address (fix mail.from, then restart)"
+            }
+            _ => "PAUSED: the server cannot be reached",
+        };
+        let _ = writeln!(
+            out,
+            "  {what} since {}, next try {}: {}",
+            when(Some(state.since.as_millisecond()), tz),
+            when(Some(state.next_try.as_millisecond()), tz),
+            state.reason
+        );
+    }
+    // Messages a recipient refused for good: sent to the others (or to
+    // nobody: failed). `complyd outbox retry` sends them again.
+    let mut st = conn.prepare(
+        "SELECT MIN(id), COUNT(*), MAX(sent_at IS NOT NULL), rejected FROM outbox
+         WHERE rejected != '[]' GROUP BY COALESCE(message_id, 'row ' || id), rejected
+         ORDER BY MIN(id) DESC LIMIT 5",
+    )?;
+    let rows: Vec<(i64, i64, bool, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|r| r.collect())?;
+    for (id, n, sent, rejected) in rows {
+        let rejected: Vec<(String, String)> = serde_json::from_str(&rejected).unwrap_or_default();
+        let digest = if n > 1 {
+            format!(" (a digest of {n})")
+        } else {
+            String::new()
+        };
+        for (address, why) in rejected {
+            let _ = writeln!(
+                out,
+                "  message #{id}{digest}: REJECTED for {address}{}: {why}",
+                if sent { ", sent to the others" } else { "" }
+            );
+        }
+    }
+    Ok(())
 }

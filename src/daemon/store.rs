@@ -23,68 +23,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::record::Record;
+use super::schema::{MIGRATIONS, Migrate, migrate};
+// The outbox's queries live in outbox.rs; its types are used by that name.
+pub use super::outbox::{OutboxCounts, OutboxItem};
 use crate::engine::{Fact, MemoryState, Obligation, State};
 use crate::event::{Event, Evidence};
-
-/// Schema migrations, applied in order; `user_version` counts those done.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE obligations (
-    rule TEXT NOT NULL, key TEXT NOT NULL, wake INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (rule, key)) WITHOUT ROWID;
-CREATE TABLE facts (
-    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL,
-    data TEXT NOT NULL);
-CREATE INDEX facts_ts ON facts (ts);
-CREATE TABLE violations (
-    id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, rule TEXT NOT NULL,
-    severity TEXT NOT NULL, subject TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
-    late_at TEXT, data TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
-CREATE INDEX violations_subject ON violations (subject);
-CREATE TABLE files (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, checked_at INTEGER NOT NULL, findings INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE sources (
-    key TEXT PRIMARY KEY, kind TEXT NOT NULL, cursor TEXT, last_read INTEGER,
-    lines INTEGER NOT NULL DEFAULT 0, last_error TEXT) WITHOUT ROWID;
-CREATE TABLE held_events (
-    id INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER NOT NULL, ts INTEGER NOT NULL,
-    event TEXT NOT NULL);
-CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY, violation INTEGER REFERENCES violations (id), kind TEXT NOT NULL,
-    created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL,
-    sent_at INTEGER, last_error TEXT, failed INTEGER NOT NULL DEFAULT 0, payload TEXT);
-CREATE INDEX outbox_pending ON outbox (next_attempt) WHERE sent_at IS NULL AND failed = 0;
-CREATE TABLE errors (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
-    message TEXT NOT NULL);
-"#,
-    r#"
-ALTER TABLE violations ADD COLUMN note TEXT;
-ALTER TABLE files ADD COLUMN rules TEXT NOT NULL DEFAULT '';
-CREATE TABLE waivers (
-    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
-    reason TEXT NOT NULL, by TEXT NOT NULL, expires INTEGER, created INTEGER NOT NULL);
-CREATE TABLE waiver_uses (
-    key TEXT PRIMARY KEY, uses INTEGER NOT NULL, last_used INTEGER NOT NULL) WITHOUT ROWID;
-"#,
-    r#"
-ALTER TABLE outbox ADD COLUMN recipients TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE outbox ADD COLUMN route INTEGER;
-ALTER TABLE outbox ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
-"#,
-    r#"
-ALTER TABLE violations ADD COLUMN reminded INTEGER;
-"#,
-    // The reorder window, one row per input's held events (held.rs);
-    // held_events stays for the rows of older versions, converted at start.
-    // Each new violation looks up its earlier mail: without the index that
-    // was a scan of the whole outbox, which only grows.
-    r#"
-CREATE TABLE held_batches (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS outbox_violation ON outbox (violation);
-"#,
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -225,8 +168,8 @@ pub(crate) fn millis(t: Timestamp) -> i64 {
 /// The database and the engine's mirrored state.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
     mem: MemoryState,
     dirty: HashSet<(String, String)>,
     /// Obligations that have a row: one created and discharged between two
@@ -496,9 +439,12 @@ impl Store {
                 .map_err(sq)?;
             let mut mail = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
+                    // A follow-up (reopened, retraction) goes where the
+                    // first mail went, in its route's language.
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route)
                      SELECT ?1, ?2, ?3, ?3, COALESCE(
-                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]')
+                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]'),
+                         (SELECT route FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1)
                      WHERE ?2 = 'violation' OR EXISTS (SELECT 1 FROM outbox WHERE violation = ?1)",
                 )
                 .map_err(sq)?;
@@ -813,90 +759,6 @@ impl State for Store {
     }
 }
 
-enum Migrate {
-    Sql(rusqlite::Error),
-    TooNew(i64),
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(Migrate::Sql)?;
-    if version as usize > MIGRATIONS.len() {
-        return Err(Migrate::TooNew(version));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(Migrate::Sql)?;
-        tx.execute_batch(sql).map_err(Migrate::Sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(Migrate::Sql)?;
-        tx.commit().map_err(Migrate::Sql)?;
-    }
-    Ok(())
-}
-
-impl Store {
-    /// Queues a reminder for each violation still standing `days` working
-    /// days after it was recorded (once per violation, to the recipients
-    /// of its first message; a violation never mailed gets none). Returns
-    /// how many were queued.
-    pub fn remind(
-        &mut self,
-        calendar: &crate::calendar::Calendar,
-        days: u32,
-        now: Timestamp,
-    ) -> Result<usize, StoreError> {
-        let span = std::time::Duration::from_secs(u64::from(days) * 86_400);
-        let path = self.path.clone();
-        let sq = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sq)?;
-        // N working days are at least N calendar days: a cheap prefilter.
-        let candidates: Vec<(i64, i64)> = {
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT id, created FROM violations
-                     WHERE status IN ('open', 'acked', 'late') AND reminded IS NULL
-                       AND created <= ?1
-                       AND EXISTS (SELECT 1 FROM outbox WHERE violation = violations.id)",
-                )
-                .map_err(sq)?;
-            st.query_map([millis(now) - span.as_millis() as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(sq)?
-        };
-        let mut queued = 0;
-        for (id, created) in candidates {
-            let Ok(created) = Timestamp::from_millisecond(created) else {
-                continue;
-            };
-            let due = calendar.add(created, span, crate::calendar::Clock::WorkingDays);
-            if now < due {
-                continue;
-            }
-            tx.execute(
-                "INSERT INTO outbox (violation, kind, created, next_attempt, recipients)
-                 SELECT ?1, 'reminder', ?2, ?2, recipients FROM outbox
-                 WHERE violation = ?1 ORDER BY id LIMIT 1",
-                params![id, millis(now)],
-            )
-            .map_err(sq)?;
-            tx.execute(
-                "UPDATE violations SET reminded = ?2 WHERE id = ?1",
-                params![id, millis(now)],
-            )
-            .map_err(sq)?;
-            queued += 1;
-        }
-        tx.commit().map_err(sq)?;
-        Ok(queued)
-    }
-}
-
 /// Waivers added with `complyd violations waive` (those in force at `at`,
 /// or all); a row that no longer validates is left out.
 pub fn load_waivers(
@@ -941,144 +803,4 @@ pub fn load_waivers(
             .ok()
         })
         .collect())
-}
-
-/// A message waiting in the outbox.
-#[derive(Debug, Clone)]
-pub struct OutboxItem {
-    pub id: i64,
-    /// `violation`, `retraction` or `reopened`.
-    pub kind: String,
-    pub attempts: u32,
-    pub record: Record,
-    /// Addresses; empty: the configured `mail.to`.
-    pub to: Vec<String>,
-    /// The route that queued it, and whether it waits for a digest.
-    pub route: Option<i64>,
-    pub digest: bool,
-}
-
-/// The outbox's counts, for `complyd status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutboxCounts {
-    pub pending: u64,
-    pub failed: u64,
-    pub sent: u64,
-}
-
-impl Store {
-    /// Messages due for a (first or retried) delivery attempt.
-    pub fn outbox_due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        // What happened since a row was queued counts: a violation waived,
-        // resolved, fixed or retracted before its (digest) mail went out
-        // is not mailed; a retraction of a report never sent is dropped.
-        self.conn
-            .execute_batch(
-                "UPDATE outbox SET failed = 2, last_error = 'cancelled: the violation is no longer open'
-                 WHERE sent_at IS NULL AND failed = 0 AND kind != 'retraction'
-                   AND violation IN (SELECT id FROM violations
-                                     WHERE status IN ('waived', 'resolved', 'fixed', 'retracted'));
-                 UPDATE outbox SET failed = 2, last_error = 'cancelled: the report was never sent'
-                 WHERE sent_at IS NULL AND failed = 0 AND kind = 'retraction'
-                   AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.violation = outbox.violation
-                                   AND o2.kind = 'violation' AND o2.sent_at IS NOT NULL);",
-            )
-            .map_err(self.sq())?;
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT o.id, o.kind, o.attempts, v.data, o.recipients, o.route, o.digest
-                 FROM outbox o JOIN violations v ON v.id = o.violation
-                 WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
-                 ORDER BY o.next_attempt, o.id LIMIT ?2",
-            )
-            .map_err(self.sq())?;
-        type Row = (i64, String, u32, String, String, Option<i64>, bool);
-        let rows: Vec<Row> = st
-            .query_map(params![millis(now), limit as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(self.sq())?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, kind, attempts, data, to, route, digest)| {
-                let record = serde_json::from_str(&data).ok()?;
-                Some(OutboxItem {
-                    id,
-                    kind,
-                    attempts,
-                    record,
-                    to: serde_json::from_str(&to).unwrap_or_default(),
-                    route,
-                    digest,
-                })
-            })
-            .collect())
-    }
-
-    /// When the next retry is due, if any message waits for one.
-    pub fn outbox_next_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
-        let ms: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT MIN(next_attempt) FROM outbox WHERE sent_at IS NULL AND failed = 0",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.sq())?;
-        Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
-    }
-
-    /// Records a delivery: `Ok` sent; `Err((reason, None))` failed for good;
-    /// `Err((reason, Some(t)))` retry at `t`.
-    pub fn outbox_result(
-        &mut self,
-        id: i64,
-        result: Result<(), (String, Option<Timestamp>)>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let sq = self.sq();
-        match result {
-            Ok(()) => self.conn.execute(
-                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-                params![id, millis(now)],
-            ),
-            Err((reason, Some(retry))) => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 WHERE id = ?1",
-                params![id, millis(retry), reason],
-            ),
-            Err((reason, None)) => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1",
-                params![id, reason],
-            ),
-        }
-        .map(|_| ())
-        .map_err(sq)
-    }
-
-    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(sent_at IS NULL AND failed = 0), 0),
-                        COALESCE(SUM(failed = 1), 0), COALESCE(SUM(sent_at IS NOT NULL), 0) FROM outbox",
-                [],
-                |r| {
-                    Ok(OutboxCounts {
-                        pending: r.get::<_, i64>(0)? as u64,
-                        failed: r.get::<_, i64>(1)? as u64,
-                        sent: r.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )
-            .map_err(self.sq())
-    }
 }

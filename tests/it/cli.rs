@@ -202,3 +202,81 @@ fn rules_test_shipped_exits_0_and_failures_exit_1() {
         "{err}"
     );
 }
+
+#[test]
+fn outbox_commands_without_a_database_or_with_bad_arguments_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "complyd.yaml", "state: state\n");
+    let out = complyd()
+        .args(["outbox", "list", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("no state database"), "{err}");
+    // Neither ids nor --all-failed; both: usage errors from the parser.
+    complyd()
+        .args(["outbox", "retry", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    complyd()
+        .args(["outbox", "retry", "#1", "--all-failed", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+}
+
+/// The built-in templates written out for editing are a valid templates
+/// folder; written again, nothing is overwritten without --force.
+#[test]
+fn templates_are_written_out_for_editing_and_never_overwritten_by_accident() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mail-templates");
+    let a = complyd().arg("templates").arg(&out).assert().success();
+    let said = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(said.contains("mail.templates"), "{said}");
+    for lang in ["zh", "en"] {
+        for f in ["subject.txt", "mail.html", "digest.txt", "layout.html"] {
+            assert!(out.join(lang).join(f).is_file(), "{lang}/{f}");
+        }
+    }
+    // An edit, then a second export: refused, the edit kept.
+    let subject = out.join("en/subject.txt");
+    std::fs::write(&subject, "[Ours] {{ v.message }}\n").unwrap();
+    let a = complyd().arg("templates").arg(&out).assert().code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("exists; nothing written"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&subject).unwrap(),
+        "[Ours] {{ v.message }}\n"
+    );
+    // The folder is accepted by `complyd check` as the configuration's templates.
+    let config = write(
+        dir.path(),
+        "complyd.yaml",
+        "state: state\nmail:\n  language: en\n  templates: mail-templates\n",
+    );
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    complyd()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .arg("--rules")
+        .arg(&rules)
+        .assert()
+        .success();
+    // One language into the folder itself, overwriting on request.
+    let one = dir.path().join("en-only");
+    complyd()
+        .args(["templates", "--language", "en"])
+        .arg(&one)
+        .assert()
+        .success();
+    assert!(one.join("violation.txt").is_file());
+    complyd()
+        .args(["templates", "--language", "en", "--force"])
+        .arg(&one)
+        .assert()
+        .success();
+}

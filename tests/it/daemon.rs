@@ -543,6 +543,97 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
     h.shutdown().await.unwrap();
 }
 
+/// A violation first reported in a digest: when it comes back after being
+/// fixed, the reopening threads (In-Reply-To, References) to the digest
+/// that carried it — the Message-ID recorded when it was sent — not to a
+/// per-violation Message-ID that was never sent — and it is written in the
+/// route's language, as the digest was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopening_threads_to_the_digest_that_carried_the_violation() {
+    let s = Setup::new();
+    let opts = s.with_config(
+        "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    content: [content@example.com]\n  routes:\n    - {to: [content], delivery: 30m, language: en}\n",
+    );
+    let clock = ManualClock::new(t("2026-03-02T10:07:00+08:00"));
+    let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let claims = "本品可以根治高血压，100%有效。\n全国销量第一。\n";
+    std::fs::write(s.path("drop/post.txt"), claims).unwrap();
+    let n = s
+        .wait_for("SELECT COUNT(*) FROM outbox WHERE digest = 1", |n| n >= 2)
+        .await;
+    clock.set(t("2026-03-02T10:30:01+08:00"));
+    s.wait_for(
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL",
+        |v| v == n,
+    )
+    .await;
+    let header = |mail: &str, name: &str| -> String {
+        mail.lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {mail}"))
+            .trim()
+            .to_string()
+    };
+    let eml = |suffix: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(s.path("state/mail"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let digests = eml(".digest.eml");
+    assert_eq!(digests.len(), 1);
+    let digest_id = header(&digests[0], "Message-ID: ");
+    assert!(digest_id.starts_with("<digest."), "{digest_id}");
+    let recorded: String = s
+        .db()
+        .query_row("SELECT DISTINCT message_id FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded, digest_id, "the Message-ID sent is recorded");
+
+    // Fixed, then back: reopened, mailed at once, threaded to the digest.
+    std::fs::write(s.path("drop/post.txt"), "今天天气很好。\n").unwrap();
+    s.wait_for(
+        "SELECT COUNT(*) FROM violations WHERE status = 'fixed'",
+        |v| v == n,
+    )
+    .await;
+    std::fs::write(s.path("drop/post.txt"), claims).unwrap();
+    s.wait_for(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'reopened' AND sent_at IS NOT NULL",
+        |v| v == n,
+    )
+    .await;
+    h.shutdown().await.unwrap();
+    let reopened = eml(".eml")
+        .into_iter()
+        .filter(|m| header(m, "Message-ID: ").contains(".reopened."))
+        .collect::<Vec<_>>();
+    assert_eq!(reopened.len() as i64, n);
+    assert!(
+        header(&digests[0], "Subject: ").starts_with("[Compliance alert]"),
+        "{}",
+        digests[0]
+    );
+    for m in reopened {
+        assert_eq!(header(&m, "In-Reply-To: "), digest_id, "{m}");
+        assert_eq!(header(&m, "References: "), digest_id, "{m}");
+        // Encoded word by word around the "·": the English words show.
+        let subject = header(&m, "Subject: ");
+        assert!(
+            subject.starts_with("[Compliance alert ") && subject.contains(" again]"),
+            "{m}"
+        );
+        assert!(header(&m, "To: ").contains("content@example.com"), "{m}");
+    }
+}
+
 /// A violation still open two working days after it was mailed is mailed
 /// again, once, threaded to the first message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

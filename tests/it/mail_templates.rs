@@ -35,7 +35,7 @@ async fn english_mail_from_custom_templates_arrives_as_written() {
     let port = free_port();
     let s = Setup::with_mail(
         &format!("host: 127.0.0.1\nport: {port}\nsecurity: none\n"),
-        "language: en\ntemplates: mail-templates\n",
+        "to: [supervision@example.test]\nlanguage: en\ntemplates: mail-templates\n",
         FILES,
     );
     let server = Server::start(&s.path("smtp"), port, &[]);

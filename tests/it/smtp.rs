@@ -136,6 +136,19 @@ impl Server {
         rd.map(|e| e.unwrap().path()).collect()
     }
 
+    /// (recipient, Message-ID) of every copy the server accepted.
+    fn received(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.root.join("received.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut f = l.split('\t');
+                let (a, b) = (f.next().unwrap(), f.next().unwrap());
+                (a.to_string(), b.to_string())
+            })
+            .collect()
+    }
+
     /// TCP connections the server saw.
     fn connections(&self) -> usize {
         std::fs::read_to_string(self.root.join("connections.log"))
@@ -205,11 +218,11 @@ pub(crate) struct Setup {
 
 impl Setup {
     fn new(smtp: &str) -> Setup {
-        Setup::with_mail(smtp, "", &[])
+        Setup::with_mail(smtp, "to: [supervision@example.test]\n", &[])
     }
 
-    /// With more keys in the `mail` section (YAML, indented under it) and
-    /// files written beside the configuration before it is loaded.
+    /// `mail` is the rest of the `mail:` section (YAML, indented under it);
+    /// `files` are written beside the configuration before it is loaded.
     pub(crate) fn with_mail(smtp: &str, mail: &str, files: &[(&str, &str)]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -230,7 +243,7 @@ impl Setup {
         }
         let yaml = format!(
             "rules: rules\nstate: state\nwatch: [{{path: drop}}]\nlogs: [logs/*.jsonl]\n\
-             mail:\n  from: complyd@example.test\n  to: [supervision@example.test]\n{}  smtp:\n{}",
+             mail:\n  from: complyd@example.test\n{}  smtp:\n{}",
             mail.lines().map(|l| format!("  {l}\n")).collect::<String>(),
             smtp.lines()
                 .map(|l| format!("    {l}\n"))
@@ -243,6 +256,8 @@ impl Setup {
         config.daemon.stable_for = Duration::from_millis(200);
         let mut opts = RunOptions::new(config, Some(path), root.join("rules"));
         opts.tail_interval = Duration::from_millis(50);
+        // Rows queued again by `complyd outbox retry` are noticed this fast.
+        opts.mail_poll = Duration::from_millis(200);
         Setup {
             dir,
             opts,
@@ -391,10 +406,12 @@ async fn chinese_subject_and_mime_structure_survive_a_real_server() {
 
 /// (b) STARTTLS (required) against a self-signed server trusted through
 /// `ca_file`, AUTH with the password from `password_file`: delivered. The
-/// wrong password is a 535 — a 5xx, so failed for good, not retried, and
-/// the password appears nowhere.
+/// wrong password is a 535: a configuration problem, not the messages' —
+/// the queue pauses (one login attempt per long pause, nothing failed for
+/// good, `status` says why, the password appears nowhere), and once the
+/// account is fixed every message arrives, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starttls_and_auth_deliver_and_a_wrong_password_fails_for_good() {
+async fn starttls_and_auth_deliver_and_a_wrong_password_pauses_the_queue() {
     let port = free_port();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
@@ -446,27 +463,99 @@ async fn starttls_and_auth_deliver_and_a_wrong_password_fails_for_good() {
     let n2 = s
         .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 1)
         .await;
-    s.wait_for("SELECT COUNT(*) FROM outbox WHERE failed = 1", |v| v == n2)
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 1)
         .await;
-    // Not retried, however long we wait.
-    s.clock.advance(SignedDuration::from_hours(24));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    h.barrier().await;
-    h.shutdown().await.unwrap();
-    for (attempts, sent, failed, err) in s.outbox() {
-        assert_eq!((attempts, sent, failed), (1, false, true));
-        let err = err.unwrap();
-        assert!(err.contains("535"), "{err}");
-        assert!(!err.contains("wr0ng"), "{err}");
+    // Paused, not failing message after message: a day later (the
+    // pauses grow to an hour) at most a few dozen login attempts, and not
+    // one message failed.
+    for _ in 0..6 {
+        s.clock.advance(SignedDuration::from_hours(4));
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    h.barrier().await;
+    assert_eq!(s.int("SELECT COUNT(*) FROM outbox WHERE failed != 0"), 0);
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"),
+        n2
+    );
+    let tried = s.int("SELECT COALESCE(SUM(attempts), 0) FROM outbox");
+    assert!((1..=30).contains(&tried), "{tried} attempts while refused");
     let status = s.status();
     assert!(
-        status.contains(&format!("{n2} failed for good")),
+        status.contains("PAUSED: the server refuses our login"),
         "{status}"
     );
     assert!(status.contains("535"), "{status}");
+    assert!(status.contains(&format!("{n2} waiting")), "{status}");
     assert!(!status.contains("wr0ng"), "{status}");
+    for (_, _, _, err) in s.outbox() {
+        let err = err.unwrap_or_default();
+        assert!(!err.contains("wr0ng"), "{err}");
+    }
     assert_eq!(server.messages().len() as i64, n, "nothing more arrived");
+
+    // The account is fixed on the server's side: the next try logs in and
+    // the queue goes out, each message once; the pause is over.
+    std::fs::write(&server_pw, "wr0ng-Pw!\n").unwrap();
+    s.advance_until_settled().await;
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 0)
+        .await;
+    h.shutdown().await.unwrap();
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL"),
+        n2
+    );
+    let per_id = server.per_message_id();
+    assert_eq!(per_id.len() as i64, n + n2, "{per_id:?}");
+    assert!(per_id.values().all(|&c| c == 1), "{per_id:?}");
+    assert!(!s.status().contains("PAUSED"));
+}
+
+/// The server refuses our sender address (553 at MAIL FROM): that is the
+/// configuration, not the messages — the queue pauses, nothing is failed,
+/// and once the server takes the sender every message goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sender_pauses_the_queue_instead_of_failing_every_message() {
+    let port = free_port();
+    let s = Setup::new(&format!("host: 127.0.0.1\nport: {port}\nsecurity: none\n"));
+    // The first three MAIL commands are refused, then accepted (the
+    // administrator fixed the server's sender policy).
+    let server = Server::start(
+        &s.path("smtp"),
+        port,
+        &[
+            "--fail-mail",
+            "553 5.7.1 Sender address rejected: not owned by user",
+            "--fail-count",
+            "3",
+        ],
+    );
+    let h = s.start().await;
+    std::fs::write(s.path("drop/a.txt"), DRAFT).unwrap();
+    let n = s
+        .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 1)
+        .await;
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 1)
+        .await;
+    h.barrier().await;
+    assert_eq!(s.int("SELECT COUNT(*) FROM outbox WHERE failed != 0"), 0);
+    let status = s.status();
+    assert!(
+        status.contains("PAUSED: the server refuses our sender address"),
+        "{status}"
+    );
+    assert!(status.contains("553"), "{status}");
+    s.advance_until_settled().await;
+    s.wait_for("SELECT COUNT(*) FROM meta WHERE k = 'mailer'", |v| v == 0)
+        .await;
+    h.shutdown().await.unwrap();
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL"),
+        n
+    );
+    let per_id = server.per_message_id();
+    assert_eq!(per_id.len() as i64, n, "{per_id:?}");
+    assert!(per_id.values().all(|&c| c == 1), "{per_id:?}");
 }
 
 /// A server whose certificate is not trusted: the TLS handshake fails,
@@ -741,4 +830,223 @@ async fn a_server_that_stops_answering_times_out_and_is_retried() {
         server.connections() >= 2,
         "a fresh connection after the timeout"
     );
+}
+
+/// `complyd …` against this daemon's configuration, run while it runs.
+async fn cli(s: &Setup, args: &[&str]) -> (i32, String, String) {
+    let config = s.path("complyd.yaml");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("complyd")
+            .unwrap()
+            .env_remove("COMPLYD_CONFIG")
+            .arg("outbox")
+            .args(&args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One recipient's address is refused for good (550 at RCPT): the others
+/// still get every message, once; the refused address is recorded and
+/// shown by `complyd status` and `complyd outbox list --failed`; after the
+/// address is corrected, `complyd outbox retry --all-failed --to` — run
+/// while the daemon runs — sends the messages to it, and to nobody twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_refused_for_good_does_not_stop_the_others_and_can_be_sent_again() {
+    let port = free_port();
+    let s = Setup::with_mail(
+        &format!("host: 127.0.0.1\nport: {port}\nsecurity: none\n"),
+        "to: [lead@example.test, typo@example.test, jiandu@example.test]\n",
+        &[],
+    );
+    let server = Server::start(
+        &s.path("smtp"),
+        port,
+        &["--reject-rcpt", "typo@example.test"],
+    );
+    let h = s.start().await;
+    std::fs::write(s.path("drop/a.txt"), DRAFT).unwrap();
+    let n = s
+        .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 2)
+        .await;
+    s.wait_for(
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL",
+        |v| v == n,
+    )
+    .await;
+    h.barrier().await;
+    for (attempts, sent, failed, err) in s.outbox() {
+        assert_eq!((attempts, sent, failed), (1, true, false));
+        let err = err.unwrap();
+        assert!(
+            err.contains("typo@example.test") && err.contains("550"),
+            "{err}"
+        );
+    }
+    let copies = server.received();
+    assert_eq!(copies.len() as i64, 2 * n, "{copies:?}");
+    let per_id = server.per_message_id();
+    assert_eq!(per_id.len() as i64, n);
+    for id in per_id.keys() {
+        let to: Vec<&str> = copies
+            .iter()
+            .filter(|(_, m)| m == id)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        assert_eq!(to, ["lead@example.test", "jiandu@example.test"], "{id}");
+    }
+    let status = s.status();
+    assert!(
+        status.contains("REJECTED for typo@example.test, sent to the others")
+            && status.contains("550"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("{n} sent, 0 failed for good")),
+        "{status}"
+    );
+
+    // The list shows them; a sent message cannot be "retried"; bad input
+    // is a usage error (exit 2) and changes nothing.
+    let (code, out, err) = cli(&s, &["list", "--failed"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("rejected for typo@example.test").count() as i64,
+        n,
+        "{out}"
+    );
+    let first = s.int("SELECT MIN(id) FROM outbox");
+    let (code, _, err) = cli(
+        &s,
+        &["retry", &format!("#{first}"), "--to", "not an address"],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not an email address"), "{err}");
+    let (code, _, err) = cli(&s, &["retry", "#99999"]).await;
+    assert_eq!((code, err.trim()), (2, "error: no message #99999"));
+    let (code, _, err) = cli(&s, &["retry"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        s.int("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"),
+        0
+    );
+
+    // Corrected: sent again to that address only, while the daemon runs.
+    let (code, out, err) = cli(
+        &s,
+        &["retry", "--all-failed", "--to", "jiandu-fixed@example.test"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("queued again: {n} outbox row(s)")),
+        "{out}"
+    );
+    let start = Instant::now();
+    while server.received().len() < 3 * n as usize {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not sent again: {:?}",
+            s.outbox()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.wait_for(
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND rejected = '[]'",
+        |v| v == n,
+    )
+    .await;
+    h.shutdown().await.unwrap();
+    let copies = server.received();
+    assert_eq!(
+        copies.len() as i64,
+        3 * n,
+        "nobody got it twice: {copies:?}"
+    );
+    for id in per_id.keys() {
+        let to: Vec<&str> = copies
+            .iter()
+            .filter(|(_, m)| m == id)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        assert_eq!(
+            to,
+            [
+                "lead@example.test",
+                "jiandu@example.test",
+                "jiandu-fixed@example.test"
+            ],
+            "the same message (Message-ID) to the corrected address"
+        );
+    }
+    // Nothing left to send again: exit 0, and it says so.
+    let (code, out, _) = cli(&s, &["retry", "--all-failed"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to send again"), "{out}");
+    let (code, _, err) = cli(&s, &["retry", &format!("{first}")]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("was sent to every recipient"), "{err}");
+}
+
+/// A digest route's two windows, both overdue when the server comes back
+/// after an outage, go out as two messages — each window its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_overdue_windows_of_a_route_are_two_messages() {
+    let port = free_port();
+    let s = Setup::with_mail(
+        &format!("host: 127.0.0.1\nport: {port}\nsecurity: none\ntimeout: 5s\n"),
+        "to: [supervision@example.test]\ngroups:\n  content: [content@example.test]\n\
+         routes:\n  - {to: [content], delivery: 30m}\n",
+        &[],
+    );
+    let h = s.start().await;
+    // 10:00: the window that ends at 10:30.
+    std::fs::write(s.path("drop/a.txt"), DRAFT).unwrap();
+    let na = s
+        .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 2)
+        .await;
+    // 10:31: due, the server is down; another file, in the next window.
+    s.clock.set(t("2026-03-02T10:31:00+08:00"));
+    s.wait_for("SELECT COALESCE(SUM(attempts), 0) FROM outbox", |n| n >= 1)
+        .await;
+    std::fs::write(s.path("drop/b.txt"), DRAFT).unwrap();
+    let n = s
+        .wait_for("SELECT COUNT(*) FROM violations", |n| n >= 2 * na)
+        .await;
+    s.wait_for("SELECT COUNT(*) FROM outbox", |v| v == n).await;
+    assert_eq!(
+        s.int("SELECT COUNT(DISTINCT window_end) FROM outbox"),
+        2,
+        "two windows"
+    );
+    // 11:01: both windows due when the server is back.
+    let server = Server::start(&s.path("smtp"), port, &[]);
+    s.clock.set(t("2026-03-02T11:01:00+08:00"));
+    s.advance_until_settled().await;
+    h.shutdown().await.unwrap();
+    let per_id = server.per_message_id();
+    assert_eq!(per_id.len(), 2, "one message per window: {per_id:?}");
+    assert!(per_id.values().all(|&c| c == 1), "{per_id:?}");
+    for file in ["a.txt", "b.txt"] {
+        let ids = s.int(&format!(
+            "SELECT COUNT(DISTINCT o.message_id) FROM outbox o JOIN violations v
+             ON v.id = o.violation WHERE v.subject LIKE '%/{file}' AND o.sent_at IS NOT NULL"
+        ));
+        assert_eq!(ids, 1, "{file}: its window's message");
+    }
+    assert_eq!(s.int("SELECT COUNT(DISTINCT message_id) FROM outbox"), 2);
+    for id in per_id.keys() {
+        assert!(id.starts_with("<digest."), "{id}");
+    }
 }

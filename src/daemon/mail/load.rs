@@ -211,15 +211,7 @@ fn check(envs: &Envs, lang: Lang) -> Vec<(Error, &'static str, String)> {
     let samples = view::samples();
     let items: Vec<OutboxItem> = samples
         .iter()
-        .map(|r| OutboxItem {
-            id: 0,
-            kind: "violation".into(),
-            attempts: 0,
-            record: r.clone(),
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        })
+        .map(|r| OutboxItem::new(0, "violation", r.clone()))
         .collect();
     for kind in KINDS {
         for (n, item) in items.iter().enumerate() {
@@ -383,16 +375,7 @@ mod tests {
     }
 
     fn item(kind: &str, n: usize) -> OutboxItem {
-        let record = view::samples()[n].clone();
-        OutboxItem {
-            id: 1,
-            kind: kind.into(),
-            attempts: 0,
-            record,
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        }
+        OutboxItem::new(1, kind, view::samples()[n].clone())
     }
 
     #[test]

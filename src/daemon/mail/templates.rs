@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use minijinja::value::Serde;
@@ -53,6 +53,38 @@ const BUILTIN: [[(&str, &str); 9]; 2] = [
     builtin!("en": "subject.txt", "mail.txt", "mail.html", "digest-subject.txt", "digest.txt",
         "digest.html", "violation.txt", "violation.html", "layout.html"),
 ];
+
+/// Writes the built-in templates into `dir` to be edited there (then
+/// `mail.templates: DIR`): one language's files in `dir` itself, or both
+/// in `dir/zh` and `dir/en`. An existing file is kept unless `force`.
+pub fn export(dir: &Path, lang: Option<Lang>, force: bool) -> Result<Vec<PathBuf>, String> {
+    let sets: Vec<(Lang, PathBuf)> = match lang {
+        Some(l) => vec![(l, dir.to_path_buf())],
+        None => Lang::ALL
+            .iter()
+            .map(|l| (*l, dir.join(l.as_str())))
+            .collect(),
+    };
+    let files: Vec<(PathBuf, &str)> = sets
+        .iter()
+        .flat_map(|(l, d)| BUILTIN[l.index()].iter().map(|(n, src)| (d.join(n), *src)))
+        .collect();
+    // All or nothing: an edited template is never half overwritten.
+    if !force && let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {
+        return Err(format!(
+            "{} exists; nothing written (--force overwrites)",
+            p.display()
+        ));
+    }
+    for (p, src) in &files {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+        }
+        std::fs::write(p, src).map_err(|e| format!("{}: cannot write: {e}", p.display()))?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
 
 /// The kinds of single mails.
 pub(super) const KINDS: [&str; 4] = ["violation", "reopened", "retraction", "reminder"];
@@ -386,7 +418,7 @@ mod tests {
 
     pub(crate) fn templates(language: Lang, routes: Vec<Option<Lang>>) -> Templates {
         let settings = Settings {
-            config: std::path::Path::new("complyd.yaml"),
+            config: Path::new("complyd.yaml"),
             language,
             routes,
             dir: None,
@@ -395,15 +427,7 @@ mod tests {
     }
 
     pub(crate) fn items(kind: &str) -> [OutboxItem; 2] {
-        view::samples().map(|record| OutboxItem {
-            id: 1,
-            kind: kind.into(),
-            attempts: 0,
-            record,
-            to: Vec::new(),
-            route: None,
-            digest: false,
-        })
+        view::samples().map(|record| OutboxItem::new(1, kind, record))
     }
 
     fn shown(p: &Parts) -> String {
