@@ -284,8 +284,15 @@ impl Store {
         )
         .map_err(sq)?;
         tx.execute("DELETE FROM held_events", []).map_err(sq)?;
-        tx.execute("DELETE FROM meta WHERE k = 'held_horizon'", [])
-            .map_err(sq)?;
+        // An older version never stored a horizon; should batches of this
+        // version exist too, theirs must stay (dropping it would release
+        // their events again).
+        tx.execute(
+            "DELETE FROM meta WHERE k = 'held_horizon'
+             AND (SELECT COUNT(*) FROM held_batches) = 1",
+            [],
+        )
+        .map_err(sq)?;
         tx.commit().map_err(sq)
     }
 
