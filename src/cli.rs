@@ -138,7 +138,7 @@ enum Command {
     /// Write the built-in mail templates to DIR, to edit them there; then set
     /// `mail.templates: DIR` in the configuration (see docs/mail.md).
     Templates {
-        /// Only this language's files, directly in DIR (default: both, in DIR/zh and DIR/en).
+        /// Only this language's files, in DIR/zh or DIR/en (default: both).
         #[arg(long, value_enum)]
         language: Option<LangArg>,
         /// Overwrite files that exist (otherwise nothing is written).
@@ -158,8 +158,8 @@ enum Command {
 pub enum ViolationsCommand {
     /// One line per violation, newest first.
     List {
-        /// Only this status: open, acked, resolved, waived, fixed, late, retracted.
-        #[arg(long)]
+        /// Only this status.
+        #[arg(long, value_parser = ["open", "acked", "resolved", "waived", "fixed", "late", "retracted"])]
         status: Option<String>,
         #[arg(long)]
         rule: Option<String>,

@@ -177,9 +177,11 @@ pub fn set_status(
     };
     // Only a violation that stands can be acknowledged or resolved: a
     // waived, retracted or fixed one says so instead of being overwritten.
+    // Earlier notes stay (an audit trail), the newest last.
     let changed = conn
         .execute(
-            "UPDATE violations SET status = ?2, note = ?3, updated = ?4
+            "UPDATE violations SET status = ?2, updated = ?4,
+                 note = CASE WHEN note IS NULL OR note = '' THEN ?3 ELSE note || char(10) || ?3 END
              WHERE id = ?1 AND status IN ('open', 'acked', 'late')",
             params![id, status, note, millis(now)],
         )
@@ -247,6 +249,12 @@ pub fn waive(
         tz,
         String::new(),
     )?;
+    if let Some(e) = w.expires.filter(|e| *e <= now) {
+        return Err(format!(
+            "--expires {} is already past: a waiver must end in the future",
+            tz.to_datetime(e).strftime("%Y-%m-%d %H:%M")
+        ));
+    }
     let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
     tx.execute(
         "INSERT INTO waivers (rule, scope, value, reason, by, expires, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

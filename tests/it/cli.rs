@@ -266,14 +266,16 @@ fn templates_are_written_out_for_editing_and_never_overwritten_by_accident() {
         .arg(&rules)
         .assert()
         .success();
-    // One language into the folder itself, overwriting on request.
+    // One language, into its own subfolder (a file directly in the folder
+    // would replace that template in both languages), overwriting on request.
     let one = dir.path().join("en-only");
     complyd()
         .args(["templates", "--language", "en"])
         .arg(&one)
         .assert()
         .success();
-    assert!(one.join("violation.txt").is_file());
+    assert!(one.join("en/violation.txt").is_file());
+    assert!(!one.join("zh").exists() && !one.join("violation.txt").exists());
     complyd()
         .args(["templates", "--language", "en", "--force"])
         .arg(&one)

@@ -255,6 +255,13 @@ pub(super) fn diagnostic(
         }
     }
     let name = e.name().unwrap_or(rendering);
+    // The expression at fault as written (minijinja names no variable).
+    let written = files
+        .get(name)
+        .zip(e.range())
+        .and_then(|((_, src), r)| src.get(r))
+        .map(str::trim)
+        .filter(|w| !w.is_empty() && w.len() <= 80 && !w.contains('\n'));
     let (path, pos) = match files.get(name) {
         Some((path, src)) => {
             let pos = match (e.range(), e.line()) {
@@ -290,6 +297,10 @@ pub(super) fn diagnostic(
             None => format!("{}: {d}", e.kind()),
         },
         (Code::TemplateUndefined, Some(d)) => d.to_string(),
+        (Code::TemplateUndefined, None) => match written {
+            Some(w) => format!("`{w}` is undefined"),
+            None => "undefined value".to_string(),
+        },
         (_, Some(d)) => format!("{}: {d}", e.kind()),
         (_, None) => e.kind().to_string(),
     };

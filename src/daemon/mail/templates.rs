@@ -55,16 +55,16 @@ const BUILTIN: [[(&str, &str); 9]; 2] = [
 ];
 
 /// Writes the built-in templates into `dir` to be edited there (then
-/// `mail.templates: DIR`): one language's files in `dir` itself, or both
-/// in `dir/zh` and `dir/en`. An existing file is kept unless `force`.
+/// `mail.templates: DIR`): each language's files in `dir/zh` and
+/// `dir/en`, or one language's. An existing file is kept unless `force`.
 pub fn export(dir: &Path, lang: Option<Lang>, force: bool) -> Result<Vec<PathBuf>, String> {
-    let sets: Vec<(Lang, PathBuf)> = match lang {
-        Some(l) => vec![(l, dir.to_path_buf())],
-        None => Lang::ALL
-            .iter()
-            .map(|l| (*l, dir.join(l.as_str())))
-            .collect(),
-    };
+    // Always under DIR/<lang>: a file directly in DIR would replace that
+    // template in both languages (English subjects in Chinese mail).
+    let sets: Vec<(Lang, PathBuf)> = lang
+        .map_or(Lang::ALL.to_vec(), |l| vec![l])
+        .into_iter()
+        .map(|l| (l, dir.join(l.as_str())))
+        .collect();
     let files: Vec<(PathBuf, &str)> = sets
         .iter()
         .flat_map(|(l, d)| BUILTIN[l.index()].iter().map(|(n, src)| (d.join(n), *src)))
