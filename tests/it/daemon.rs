@@ -367,6 +367,68 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
         .unwrap();
     assert_eq!(mailed, 0, "a waived violation is not mailed");
 
+    // A waiver that has already ended is refused, the violation left as it is.
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args([
+            "waive",
+            "--rule",
+            "password-leak",
+            "--path",
+            "**",
+            "--reason",
+            "旧",
+            "--by",
+            "li.na",
+            "--expires",
+            "2020-01-01",
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("already past"), "{err}");
+    assert_eq!(status("password-leak"), "open");
+    // An unknown status is a usage error, not an empty list.
+    complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args(["list", "--status", "bogus"])
+        .assert()
+        .code(2);
+    // Two acknowledgements: both notes are kept, the newest last.
+    let ack = |by: &str, note: &str| {
+        complyd()
+            .args(["violations", "--config"])
+            .arg(&cfg)
+            .args(["ack", "--by", by, "--note", note])
+            .arg(format!("#{}", {
+                let id: i64 = db
+                    .query_row(
+                        "SELECT id FROM violations WHERE rule = 'password-leak'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                id
+            }))
+            .assert()
+            .success();
+    };
+    ack("li.na", "已通知剪辑删改");
+    ack("wang.wu", "复核");
+    let note: String = db
+        .query_row(
+            "SELECT note FROM violations WHERE rule = 'password-leak'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        note,
+        "acked by li.na: 已通知剪辑删改\nacked by wang.wu: 复核"
+    );
+
     // Waive the password leak by (a prefix of) its fingerprint from the CLI.
     let fp: String = db
         .query_row(
