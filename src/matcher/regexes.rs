@@ -11,6 +11,8 @@
 //! a `RegexSet` that held every regex a second time (BENCHMARKS.md, "Idle
 //! RSS").
 
+use std::borrow::Cow;
+
 use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID, meta};
@@ -22,6 +24,32 @@ use crate::normalize::{Folder, folder};
 /// Size limits for user-written regexes, so a rule file cannot exhaust memory.
 const REGEX_SIZE_LIMIT: usize = 2 << 20;
 const REGEX_DFA_LIMIT: usize = 4 << 20;
+
+/// What `{gap}` stands for in a rule regex: one character that is neither a
+/// letter or digit (`\w`) nor sentence punctuation, i.e. a space, punctuation
+/// mark, symbol, emoji or invisible character, from the blocks where those
+/// live in Chinese and English text (docs/rules.md lists them). Unicode `\w`
+/// alone would do, but its complement is ~800 ranges that the regex engine
+/// turns into a large automaton for every occurrence; this is ~100.
+pub(super) const GAP: &str = r"[\x00-\x{36F}\x{2000}-\x{33FF}\x{4DC0}-\x{4DFF}\x{E000}-\x{F8FF}\x{FE10}-\x{FFFF}\x{1F000}-\x{1FBFF}\x{E0000}-\x{10FFFF}--[\w，。！？；,!?;]]";
+
+/// Replaces each `{gap}` (not `\{gap}`) with [`GAP`].
+pub(super) fn expand_gap(p: &str) -> Cow<'_, str> {
+    const NAME: &str = "{gap}";
+    if !p.contains(NAME) {
+        return Cow::Borrowed(p);
+    }
+    let mut out = String::with_capacity(p.len() + 4 * GAP.len());
+    let mut rest = p;
+    while let Some(i) = rest.find(NAME) {
+        let escapes = rest[..i].bytes().rev().take_while(|&b| b == b'\\').count();
+        out.push_str(&rest[..i]);
+        out.push_str(if escapes % 2 == 0 { GAP } else { NAME });
+        rest = &rest[i + NAME.len()..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
 
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().case_insensitive(true)
@@ -69,10 +97,11 @@ fn build_message(e: &meta::BuildError) -> String {
     }
 }
 
-/// Folds the pattern's own non-ASCII characters as the text is folded.
+/// Expands `{gap}` and folds the pattern's own non-ASCII characters as the
+/// text is folded.
 pub(super) fn fold_pattern(p: &str) -> String {
     let f = folder();
-    p.chars().map(|c| fold_view(f, c)).collect()
+    expand_gap(p).chars().map(|c| fold_view(f, c)).collect()
 }
 
 /// The view regexes see: ASCII as is (case is handled by the regex flag),
@@ -317,6 +346,8 @@ mod tests {
         "\\d{1,3}%",
         "(?i)AB",
         "b|",
+        "最{gap}{0,3}好",
+        "\\{gap}",
     ];
 
     /// Every pattern alone with the `regex` crate, as the matcher ran them
@@ -365,6 +396,70 @@ mod tests {
     }
 
     #[test]
+    fn gap_expands_unless_escaped() {
+        assert_eq!(
+            super::expand_gap("a{gap}{0,3}b"),
+            format!("a{}{{0,3}}b", super::GAP)
+        );
+        assert_eq!(super::expand_gap(r"a\{gap}"), r"a\{gap}");
+        assert_eq!(
+            super::expand_gap(r"a\\{gap}"),
+            format!(r"a\\{}", super::GAP)
+        );
+        assert_eq!(super::expand_gap("abc"), "abc");
+    }
+
+    /// `{gap}` is the complement of Unicode `\w` and the sentence
+    /// punctuation, within the blocks docs/rules.md lists; outside them it
+    /// matches nothing.
+    #[test]
+    fn gap_is_the_old_class_within_its_blocks() {
+        use regex_syntax::hir::{Class, ClassUnicode, HirKind};
+        let class =
+            |p: &str| match regex_automata::util::syntax::parse_with(p, &super::syntax_config())
+                .unwrap()
+                .into_kind()
+            {
+                HirKind::Class(Class::Unicode(c)) => c,
+                other => panic!("{other:?}"),
+            };
+        let old = class(r"[^\w，。！？；,!?;]");
+        let gap = class(super::GAP);
+        let blocks = class(
+            r"[\x00-\x{36F}\x{2000}-\x{33FF}\x{4DC0}-\x{4DFF}\x{E000}-\x{F8FF}\x{FE10}-\x{FFFF}\x{1F000}-\x{1FBFF}\x{E0000}-\x{10FFFF}]",
+        );
+        let mut within = old.clone();
+        within.intersect(&blocks);
+        assert_eq!(gap, within);
+        let mut outside: ClassUnicode = gap.clone();
+        outside.difference(&blocks);
+        assert!(outside.ranges().is_empty());
+        // What writers put between words to disguise them.
+        let re = regex::Regex::new(&format!("^{}$", super::GAP)).unwrap();
+        for c in [
+            ' ', '@', '*', '·', '～', '\u{200B}', '\u{FEFF}', '😀', '★', '→', '①', '\u{E000}',
+        ] {
+            assert!(re.is_match(&c.to_string()), "{c:?}");
+        }
+        for c in ['a', '7', '好', '，', '。', ',', '!', '?', ';', '\u{200D}'] {
+            assert!(!re.is_match(&c.to_string()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn gap_examples_from_the_docs() {
+        let ps = ["最佳{gap}{0,3}(食用|服用)"];
+        for (text, hits) in [
+            ("最佳 食用", 1),
+            ("最佳～食用", 1),
+            ("最佳的食用", 0),
+            ("最佳。食用", 0),
+        ] {
+            assert_eq!(combined(&ps, text).len(), hits, "«{text}»");
+        }
+    }
+
+    #[test]
     fn refuses_only_what_matches_empty_text() {
         assert_eq!(accepted().len(), PATTERNS.len() - 1, "only `b|` is refused");
     }
@@ -390,7 +485,7 @@ mod tests {
         fn combined_regex_finds_what_each_finds_alone(
             chars in proptest::collection::vec(proptest::sample::select(vec![
                 'a', 'b', 'c', 'x', 'A', 'B', ' ', '最', '好', '佳', '的', '一', '1', '2', '%',
-                '天', '!', ',', '@',
+                '天', '!', ',', '@', '{', '\\', '😀', '\u{200B}', 'ä',
             ]), 0..40),
             pick in proptest::collection::vec(any::<bool>(), PATTERNS.len()),
         ) {
