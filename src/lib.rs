@@ -14,7 +14,7 @@
 //!
 //!  content file ─► extract (txt, md, srt, vtt, docx, *.post.json; encodings) ─► [TextUnit]
 //!        ─► check::check_units ─ matcher::Matcher::scan: folding (normalize) fused with one
-//!           Aho–Corasick automaton + one RegexSet ─► DocHits by slot ─► ContentCheck ─► Finding
+//!           Aho–Corasick automaton + one multi-pattern regex ─► DocHits by slot ─► ContentCheck ─► Finding
 //!        ─► scan (CLI, human or JSON lines) · ruletest (`rules test`)
 //!
 //!  activity log ─► event (JSON lines, file:line evidence) ─► replay (merge, reorder window)

@@ -2,7 +2,7 @@
 //!
 //! All literal phrases of all rules are folded (see [`crate::normalize`]) and
 //! compiled into a single character-wise double-array Aho–Corasick automaton;
-//! all regexes into one [`RegexSet`]. Rules never see the automaton: each
+//! all regexes into one multi-pattern regex (see [`regexes`]). Rules never see the automaton: each
 //! group of phrases a rule declares (its hits, its exceptions, its triggers …)
 //! is a *slot*, and a scan reports `(slot, original span)` pairs. A phrase
 //! shared by several slots is stored once and reported for each.
@@ -16,16 +16,15 @@
 use std::collections::{HashMap, HashSet};
 
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_syntax::hir::Hir;
 
 use crate::normalize::{Folder, folder};
 
+mod regexes;
+use regexes::Regexes;
+
 /// Identifies one group of phrases/regexes declared by a rule.
 pub type SlotId = u32;
-
-/// Size limits for user-written regexes, so a rule file cannot exhaust memory.
-const REGEX_SIZE_LIMIT: usize = 2 << 20;
-const REGEX_DFA_LIMIT: usize = 4 << 20;
 
 /// A match in the original text: byte offsets of its first and past its last
 /// character.
@@ -75,7 +74,7 @@ impl std::fmt::Display for PatternError {
 pub struct MatcherBuilder {
     index: HashMap<String, u32>,
     pattern_slots: Vec<Vec<SlotId>>,
-    regexes: Vec<(String, SlotId)>,
+    regexes: Vec<(Hir, SlotId)>,
     slots: u32,
 }
 
@@ -113,12 +112,8 @@ impl MatcherBuilder {
     /// Traditional/Simplified (not for interference characters), case-insensitively;
     /// the pattern's own non-ASCII characters are folded the same way.
     pub fn add_regex(&mut self, slot: SlotId, pattern: &str) -> Result<(), PatternError> {
-        let folded = fold_regex_pattern(pattern);
-        let re = build_regex(&folded).map_err(|e| PatternError::Regex(regex_message(&e)))?;
-        if re.is_match("") {
-            return Err(PatternError::RegexMatchesEmpty);
-        }
-        self.regexes.push((folded, slot));
+        let hir = regexes::check(&regexes::fold_pattern(pattern))?;
+        self.regexes.push((hir, slot));
         Ok(())
     }
 
@@ -158,23 +153,7 @@ impl MatcherBuilder {
         }
         slot_start.push(slot_data.len() as u32);
 
-        let regexes: Vec<(Regex, SlotId)> = self
-            .regexes
-            .iter()
-            // Each pattern compiled once already in add_regex.
-            .map(|(p, s)| (build_regex(p).expect("validated in add_regex"), *s))
-            .collect();
-        let regex_set = if regexes.is_empty() {
-            None
-        } else {
-            // A set too large for the limits just means each regex runs alone.
-            RegexSetBuilder::new(self.regexes.iter().map(|(p, _)| p))
-                .case_insensitive(true)
-                .size_limit(REGEX_SIZE_LIMIT * 16)
-                .dfa_size_limit(REGEX_DFA_LIMIT * 4)
-                .build()
-                .ok()
-        };
+        let regexes = Regexes::build(self.regexes);
         let max_bytes = patterns.iter().map(|(p, _)| p.len()).max().unwrap_or(1);
         // Keyed by folded byte position: must outlast the longest phrase.
         let ring = (max_bytes + 1).next_power_of_two();
@@ -212,7 +191,6 @@ impl MatcherBuilder {
             slot_start,
             slot_data,
             ring,
-            regex_set,
             regexes,
             slots: self.slots,
         }
@@ -241,43 +219,6 @@ fn entry(f: &Folder, alphabet: &HashSet<char>, c: char) -> u16 {
     }
 }
 
-fn build_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .case_insensitive(true)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_LIMIT)
-        .build()
-}
-
-/// The regex crate's message is a multi-line rendering with its own caret;
-/// keep the last line, which states the problem.
-fn regex_message(e: &regex::Error) -> String {
-    match e {
-        regex::Error::Syntax(s) => s
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("error:"))
-            .map(|l| l.trim_start_matches("error:").trim().to_string())
-            .unwrap_or_else(|| s.trim().to_string()),
-        regex::Error::CompiledTooBig(limit) => {
-            format!("the compiled regex exceeds the {limit}-byte limit; simplify it")
-        }
-        other => other.to_string(),
-    }
-}
-
-fn fold_regex_pattern(p: &str) -> String {
-    let f = folder();
-    p.chars().map(|c| fold_view(f, c)).collect()
-}
-
-/// The view regexes see: ASCII as is (case is handled by the regex flag),
-/// everything else folded for width and Traditional→Simplified.
-#[inline(always)]
-fn fold_view(f: &Folder, c: char) -> char {
-    if c.is_ascii() { c } else { f.fold_keep(c) }
-}
-
 /// The compiled matcher; immutable and shared between threads.
 pub struct Matcher {
     ac: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
@@ -294,8 +235,7 @@ pub struct Matcher {
     starts: Option<Box<[u64]>>,
     /// The characters that occur in some folded phrase.
     alphabet: HashSet<char>,
-    regex_set: Option<RegexSet>,
-    regexes: Vec<(Regex, SlotId)>,
+    regexes: Option<Regexes>,
     slots: u32,
 }
 
@@ -303,7 +243,7 @@ impl std::fmt::Debug for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Matcher")
             .field("phrases", &self.phrase_count)
-            .field("regexes", &self.regexes.len())
+            .field("regexes", &self.regexes.as_ref().map_or(0, Regexes::len))
             .field("slots", &self.slots)
             .finish_non_exhaustive()
     }
@@ -338,7 +278,9 @@ impl Matcher {
                 out.push(Hit { slot, start, end });
             }
         });
-        self.scan_regexes(text, out);
+        if let Some(r) = &self.regexes {
+            r.scan(text, out);
+        }
     }
 
     /// Calls `emit(pattern, start, end)` for every phrase occurrence, with
@@ -415,86 +357,6 @@ impl Matcher {
             for m in stepper.matches() {
                 emit(m.value(), ring[m.start() & mask], i + c.len_utf8());
             }
-        }
-    }
-
-    fn scan_regexes(&self, text: &str, out: &mut Vec<Hit>) {
-        if self.regexes.is_empty() {
-            return;
-        }
-        let view = RegexView::new(text);
-        let hay = view.text();
-        let mut run = |re: &Regex, slot: SlotId| {
-            for m in re.find_iter(hay) {
-                if m.is_empty() {
-                    continue;
-                }
-                out.push(Hit {
-                    slot,
-                    start: view.original(m.start()),
-                    end: view.original(m.end()),
-                });
-            }
-        };
-        match &self.regex_set {
-            Some(set) => {
-                for i in set.matches(hay).iter() {
-                    let (re, slot) = &self.regexes[i];
-                    run(re, *slot);
-                }
-            }
-            None => {
-                for (re, slot) in &self.regexes {
-                    run(re, *slot);
-                }
-            }
-        }
-    }
-}
-
-/// The text as regexes see it, with a map back to original byte offsets when
-/// folding changed any byte length (full-width forms become one byte).
-struct RegexView<'a> {
-    original: &'a str,
-    folded: Option<(String, Vec<u32>)>,
-}
-
-impl<'a> RegexView<'a> {
-    fn new(text: &'a str) -> RegexView<'a> {
-        let f = folder();
-        let first_change = text.char_indices().find(|&(_, c)| fold_view(f, c) != c);
-        let Some((from, _)) = first_change else {
-            return RegexView {
-                original: text,
-                folded: None,
-            };
-        };
-        let mut folded = String::with_capacity(text.len());
-        let mut map = Vec::with_capacity(text.len() + 1);
-        folded.push_str(&text[..from]);
-        map.extend(0..from as u32);
-        for (i, c) in text[from..].char_indices() {
-            let nc = fold_view(f, c);
-            folded.push(nc);
-            for _ in 0..nc.len_utf8() {
-                map.push((from + i) as u32);
-            }
-        }
-        map.push(text.len() as u32);
-        RegexView {
-            original: text,
-            folded: Some((folded, map)),
-        }
-    }
-
-    fn text(&self) -> &str {
-        self.folded.as_ref().map_or(self.original, |(s, _)| s)
-    }
-
-    fn original(&self, folded_offset: usize) -> usize {
-        match &self.folded {
-            None => folded_offset,
-            Some((_, map)) => map[folded_offset] as usize,
         }
     }
 }
