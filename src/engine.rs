@@ -198,6 +198,8 @@ pub struct Violation {
     pub detail: Option<String>,
     /// For content rules applied to an event's text: the matched text.
     pub matched: Option<String>,
+    /// The rule's suggestion (how to put it right), when it has one.
+    pub suggestion: Option<String>,
 }
 
 /// What evaluating one input produced.
@@ -270,6 +272,7 @@ impl<'a> EvalCx<'a> {
             evidence,
             detail,
             matched: None,
+            suggestion: self.meta.suggestion.clone(),
         }));
     }
 }
@@ -406,6 +409,7 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
             evidence: vec![ev.evidence.clone()],
             detail: f.detail,
             matched: Some(f.matched),
+            suggestion: f.suggestion,
         }));
     }
 }

@@ -417,6 +417,25 @@ fn bad_lines_are_recorded_and_the_rest_still_counts() {
     core.tick(ts("2026-03-02T10:21:00+08:00")).unwrap();
     assert!(core.store().has_obligation("reply-general-1h", "t1"));
     assert_eq!(status_of(&core, "disease-treatment", "p1"), ["open"]);
+    // A claim in an event's text carries its rule's suggestion, as one in
+    // a file does.
+    let data: String = core
+        .store()
+        .conn()
+        .query_row(
+            "SELECT data FROM violations WHERE rule = 'disease-treatment'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let record: super::super::record::Record = serde_json::from_str(&data).unwrap();
+    assert!(
+        record
+            .suggestion
+            .as_deref()
+            .is_some_and(|s| s.contains("删除")),
+        "{data}"
+    );
 }
 
 #[test]

@@ -209,7 +209,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         message_en: v.message_en.clone(),
         clause: v.clause.clone(),
         tags: v.tags.clone(),
-        suggestion: None,
+        suggestion: v.suggestion.clone(),
         subject: v.subject.clone(),
         location,
         at: engine::local_time(&env.calendar, v.at),
