@@ -428,7 +428,7 @@ fn bad_lines_are_recorded_and_the_rest_still_counts() {
             |r| r.get(0),
         )
         .unwrap();
-    let record: super::super::record::Record = serde_json::from_str(&data).unwrap();
+    let record: Record = serde_json::from_str(&data).unwrap();
     assert!(
         record
             .suggestion
