@@ -202,6 +202,31 @@ pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool
                         .to_string(),
                 ),
             };
+            // A scope names its rule: one the rules do not have would
+            // waive nothing, silently (waivers.yaml refuses it too).
+            let rule =
+                match &target {
+                    Ok(
+                        v::WaiveTarget::Path { rule, .. } | v::WaiveTarget::Subject { rule, .. },
+                    ) if rule != "*" => Some(rule.clone()),
+                    _ => None,
+                };
+            if let Some(rule) = rule {
+                let dir = cfg.daemon.rules.clone().unwrap_or_else(|| rules_dir(None));
+                match crate::rules::load(&dir) {
+                    Ok(set) if set.rules.iter().any(|r| r.meta.id == rule) => {}
+                    Ok(_) => {
+                        return finish(Err(format!(
+                            "no rule `{rule}` in {}: a waiver of it would waive nothing",
+                            dir.display()
+                        )));
+                    }
+                    Err(e) => {
+                        eprint!("{}", e.render(color));
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                }
+            }
             target
                 .and_then(|t| v::waive(&conn, &t, &reason, &by, expires.as_deref(), &tz, now))
                 .map(|id| format!("waiver #{id} added\n"))

@@ -389,6 +389,25 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("already past"), "{err}");
     assert_eq!(status("password-leak"), "open");
+    // A scope of a rule the rules do not have is refused, as in waivers.yaml.
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args([
+            "waive",
+            "--rule",
+            "no-such-rule",
+            "--path",
+            "**",
+            "--reason",
+            "x",
+            "--by",
+            "y",
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("no rule `no-such-rule`"), "{err}");
     // An unknown status is a usage error, not an empty list.
     complyd()
         .args(["violations", "--config"])
