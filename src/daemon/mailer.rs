@@ -153,11 +153,10 @@ fn log_pause(kind: Blocked, state: &MailerState, again: bool, transport: &smtp::
             transport.describe(),
             state.reason
         ),
-        (Blocked::Unreachable, false) => tracing::warn!(
-            "{}: {}; mail is paused and tried again at {next}",
-            transport.describe(),
-            state.reason
-        ),
+        // The reason already names the server (`smtp host:port: …`).
+        (Blocked::Unreachable, false) => {
+            tracing::warn!("{}; mail is paused and tried again at {next}", state.reason)
+        }
         (_, true) => tracing::debug!("still paused: {}; next try at {next}", state.reason),
     }
 }

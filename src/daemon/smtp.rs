@@ -494,12 +494,8 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, String> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn debug_never_shows_the_password() {
-        let mut s = SmtpConfig::new("127.0.0.1", 2525, SmtpSecurity::None);
-        s.username = Some("alice".into());
-        s.password = Some(Secret::new("s3cret-pw".into()));
-        let cfg = MailConfig {
+    fn mail_config(s: SmtpConfig) -> MailConfig {
+        MailConfig {
             dir: PathBuf::from("x"),
             from: "a@example.com".into(),
             to: vec!["b@example.com".into()],
@@ -507,7 +503,15 @@ mod tests {
             routing: Default::default(),
             remind_after: None,
             templates: Default::default(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_never_shows_the_password() {
+        let mut s = SmtpConfig::new("127.0.0.1", 2525, SmtpSecurity::None);
+        s.username = Some("alice".into());
+        s.password = Some(Secret::new("s3cret-pw".into()));
+        let cfg = mail_config(s);
         let t = Transport::new(&cfg).unwrap();
         for text in [format!("{t:?}"), format!("{t:#?}"), format!("{cfg:?}")] {
             assert!(!text.contains("s3cret-pw"), "{text}");
@@ -526,15 +530,7 @@ mod tests {
             .port();
         let mut s = SmtpConfig::new("127.0.0.1", port, SmtpSecurity::None);
         s.timeout = Duration::from_secs(5);
-        let cfg = MailConfig {
-            dir: PathBuf::from("x"),
-            from: "a@example.com".into(),
-            to: vec!["b@example.com".into()],
-            smtp: Some(s),
-            routing: Default::default(),
-            remind_after: None,
-            templates: Default::default(),
-        };
+        let cfg = mail_config(s);
         let t = Transport::new(&cfg).unwrap();
         let msg = Message::builder()
             .from("a@example.com".parse().unwrap())
