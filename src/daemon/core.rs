@@ -634,6 +634,7 @@ impl Core {
                         "",
                         None,
                     ),
+                    subject,
                     at: engine::local_time(&self.env.calendar, at),
                     retracted: at <= due,
                 }),

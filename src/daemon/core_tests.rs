@@ -394,7 +394,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
     }
     for _ in 0..2 {
         let core = open_core(&db, Limits::default());
-        assert_eq!(count(&core, "PRAGMA user_version"), 6);
+        assert_eq!(count(&core, "PRAGMA user_version"), 7);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM violations"), 2);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM files"), 1);
     }
@@ -403,7 +403,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
         .pragma_update(None, "user_version", 99)
         .unwrap();
     match Store::open(&db) {
-        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 6)),
+        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 7)),
         other => panic!("expected TooNew, got {other:?}"),
     }
 }

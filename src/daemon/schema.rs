@@ -2,7 +2,7 @@
 //! `user_version` counting those done; a database from a newer complyd is
 //! refused.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Schema migrations, applied in order; `user_version` counts those done.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -82,8 +82,39 @@ UPDATE outbox SET message_id = '<' || (SELECT fingerprint FROM violations WHERE 
     r#"
 CREATE TABLE held_batches (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 "#,
+    // v7: violations found by (subject, fingerprint) instead of a UNIQUE
+    // fingerprint. A fingerprint is a hash, so a new violation landed on a
+    // random page of its index: with 150k violations a commit of 900 new
+    // ones rewrote ~1000 index pages into the WAL (150 without it). Keyed
+    // by subject first (a thread, an account, a file), new entries cluster,
+    // and the one index also serves the subject look-ups the old second
+    // index was for. A fingerprint already names its subject, so the pair is
+    // unique exactly when the fingerprint is. SQLite cannot drop a column
+    // constraint: the table is rebuilt (foreign keys off meanwhile, see
+    // `migrate`).
+    r#"
+CREATE TABLE violations_v7 (
+    id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, rule TEXT NOT NULL,
+    severity TEXT NOT NULL, subject TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+    late_at TEXT, data TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+    note TEXT, reminded INTEGER);
+INSERT INTO violations_v7 (id, fingerprint, rule, severity, subject, status, late_at, data,
+    created, updated, note, reminded)
+  SELECT id, fingerprint, rule, severity, subject, status, late_at, data,
+    created, updated, note, reminded FROM violations;
+DROP TABLE violations;
+ALTER TABLE violations_v7 RENAME TO violations;
+CREATE UNIQUE INDEX violations_subject ON violations (subject, fingerprint);
+"#,
 ];
 
+/// Migrations that rebuild a table other tables refer to: SQLite's
+/// procedure for that runs with foreign key enforcement off (a DROP TABLE
+/// would otherwise delete-check every referring row), and checks the
+/// references once the new table is in place.
+const REBUILDS: &[usize] = &[6];
+
+#[derive(Debug)]
 pub(super) enum Migrate {
     Sql(rusqlite::Error),
     TooNew(i64),
@@ -97,11 +128,131 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
         return Err(Migrate::TooNew(version));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(Migrate::Sql)?;
-        tx.execute_batch(sql).map_err(Migrate::Sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(Migrate::Sql)?;
-        tx.commit().map_err(Migrate::Sql)?;
+        let rebuild = REBUILDS.contains(&i);
+        if rebuild {
+            // Only outside a transaction does this pragma take effect.
+            conn.pragma_update(None, "foreign_keys", "OFF")
+                .map_err(Migrate::Sql)?;
+        }
+        let done = apply(conn, i, sql, rebuild);
+        if rebuild {
+            conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(Migrate::Sql)?;
+        }
+        done?;
     }
     Ok(())
+}
+
+fn apply(conn: &mut Connection, i: usize, sql: &str, rebuild: bool) -> Result<(), Migrate> {
+    let tx = conn.transaction().map_err(Migrate::Sql)?;
+    tx.execute_batch(sql).map_err(Migrate::Sql)?;
+    if rebuild {
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(Migrate::Sql)?;
+        if let Some(table) = broken {
+            // Rolled back when `tx` drops: the old schema stays.
+            return Err(Migrate::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                Some(format!(
+                    "a row of `{table}` refers to a violation that is not there"
+                )),
+            )));
+        }
+    }
+    tx.pragma_update(None, "user_version", (i + 1) as i64)
+        .map_err(Migrate::Sql)?;
+    tx.commit().map_err(Migrate::Sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6_database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO violations (id, fingerprint, rule, severity, subject, status, data,
+                 created, updated, note, reminded)
+             VALUES (7, 'ab12', 'reply-deadline', 'high', 'th-1', 'acked', '{}', 1, 2, 'seen', 3),
+                    (9, 'cd34', 'reply-deadline', 'high', 'th-2', 'open', '{}', 1, 1, NULL, NULL);
+             INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (7, 'violation', 1, 1);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn v7_keeps_every_violation_and_its_mail_and_keys_them_by_subject() {
+        let mut conn = v6_database();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        let row: (String, String, String, i64) = conn
+            .query_row(
+                "SELECT fingerprint, status, note, reminded FROM violations WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("ab12".into(), "acked".into(), "seen".into(), 3));
+        let fk: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys enforced again after the rebuild");
+        // The outbox still refers to the violation, and the reference holds.
+        let insert = |id: i64| {
+            conn.execute(
+                "INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (?1, 'x', 1, 1)",
+                [id],
+            )
+        };
+        assert!(insert(9).is_ok());
+        assert!(insert(12345).is_err(), "a mail of no violation is refused");
+        // Unique per (subject, fingerprint) — which a fingerprint determines.
+        let dup = conn.execute(
+            "INSERT INTO violations (fingerprint, rule, severity, subject, data, created, updated)
+             VALUES ('ab12', 'r', 'high', 'th-1', '{}', 1, 1)",
+            [],
+        );
+        assert!(dup.is_err());
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM violations WHERE subject = 'th-1' AND fingerprint = 'ab12'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("violations_subject"), "{plan}");
+    }
+
+    #[test]
+    fn a_dangling_mail_row_stops_the_rebuild_and_leaves_v6_as_it_was() {
+        let mut conn = v6_database();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        conn.execute(
+            "INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (999, 'violation', 1, 1)",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        assert!(migrate(&mut conn).is_err());
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 6);
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM violations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 }

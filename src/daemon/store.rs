@@ -73,6 +73,8 @@ pub struct FileRow {
 #[derive(Debug, Clone)]
 pub struct LateMark {
     pub fingerprint: String,
+    /// The violation's subject: violations are found by subject first.
+    pub subject: String,
     /// Local time of the discharge.
     pub at: String,
     /// Discharged in time; only logged after the reorder window had passed.
@@ -448,6 +450,12 @@ impl Store {
                      WHERE ?2 = 'violation' OR EXISTS (SELECT 1 FROM outbox WHERE violation = ?1)",
                 )
                 .map_err(sq)?;
+            let mut first = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (violation, kind, created, next_attempt)
+                     VALUES (?1, 'violation', ?2, ?2)",
+                )
+                .map_err(sq)?;
             let mut routed = tx
                 .prepare_cached(
                     "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route, digest)
@@ -488,7 +496,8 @@ impl Store {
                     let id = tx.last_insert_rowid();
                     match &r.dispatch {
                         None => {
-                            mail.execute(params![id, "violation", now_ms]).map_err(sq)?;
+                            // A new violation has no earlier mail to follow.
+                            first.execute(params![id, now_ms]).map_err(sq)?;
                         }
                         Some(ds) => {
                             for d in ds {
@@ -511,21 +520,20 @@ impl Store {
                     // Seen again (a re-saved file): a fixed one is back,
                     // and supervisors hear of it (a mail of its own kind, so
                     // its Message-ID differs from the first report's).
-                    let reopened = tx
-                        .execute(
-                            "UPDATE violations SET status = 'open', updated = ?2
-                             WHERE fingerprint = ?1 AND status = 'fixed'",
-                            params![r.fingerprint, now_ms],
+                    let reopened: Option<i64> = tx
+                        .prepare_cached(
+                            "UPDATE violations SET status = 'open', updated = ?3
+                             WHERE subject = ?1 AND fingerprint = ?2 AND status = 'fixed'
+                             RETURNING id",
                         )
+                        .and_then(|mut st| {
+                            st.query_row(params![r.subject, r.fingerprint, now_ms], |row| {
+                                row.get(0)
+                            })
+                            .optional()
+                        })
                         .map_err(sq)?;
-                    if reopened == 1 {
-                        let id: i64 = tx
-                            .query_row(
-                                "SELECT id FROM violations WHERE fingerprint = ?1",
-                                [&r.fingerprint],
-                                |row| row.get(0),
-                            )
-                            .map_err(sq)?;
+                    if let Some(id) = reopened {
                         mail.execute(params![id, "reopened", now_ms]).map_err(sq)?;
                         out.new.push(r.fingerprint.clone());
                     }
@@ -533,24 +541,26 @@ impl Store {
             }
             for l in &w.late {
                 let status = if l.retracted { "retracted" } else { "late" };
-                let changed = tx
-                    .execute(
+                let changed: Option<i64> = tx
+                    .prepare_cached(
                         // A late discharge keeps an acknowledgement; a
                         // retraction ends the violation whatever its state.
-                        "UPDATE violations SET late_at = ?3, updated = ?4,
-                             status = CASE WHEN ?2 = 'late' AND status = 'acked' THEN 'acked' ELSE ?2 END
-                         WHERE fingerprint = ?1 AND status IN ('open', 'acked')",
-                        params![l.fingerprint, status, l.at, now_ms],
+                        "UPDATE violations SET late_at = ?4, updated = ?5,
+                             status = CASE WHEN ?3 = 'late' AND status = 'acked' THEN 'acked' ELSE ?3 END
+                         WHERE subject = ?1 AND fingerprint = ?2 AND status IN ('open', 'acked')
+                         RETURNING id",
                     )
-                    .map_err(sq)?;
-                if changed == 1 && l.retracted {
-                    let id: i64 = tx
-                        .query_row(
-                            "SELECT id FROM violations WHERE fingerprint = ?1",
-                            [&l.fingerprint],
+                    .and_then(|mut st| {
+                        st.query_row(
+                            params![l.subject, l.fingerprint, status, l.at, now_ms],
                             |r| r.get(0),
                         )
-                        .map_err(sq)?;
+                        .optional()
+                    })
+                    .map_err(sq)?;
+                if let Some(id) = changed
+                    && l.retracted
+                {
                     mail.execute(params![id, "retraction", now_ms])
                         .map_err(sq)?;
                 }
