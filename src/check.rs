@@ -94,6 +94,11 @@ pub fn check_units(
 ) -> Vec<Finding> {
     let hits = collect_hits(rules, units);
     let mut findings = Vec::new();
+    if hits.hits.is_empty() {
+        // Every finding is at a hit (a flag carries one), so with none
+        // there is nothing to ask the rules — most replies and captions.
+        return findings;
+    }
     for rule in &rules.rules {
         let CompiledCheck::Content(check) = &rule.check else {
             continue;

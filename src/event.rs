@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+mod fields;
+pub use fields::Fields;
 
 /// Where an event came from: the evidence shown with a violation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,7 +32,7 @@ pub struct Event {
     pub ts: Timestamp,
     pub kind: String,
     /// All fields of the line, `ts` and `type` included.
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     pub evidence: Evidence,
 }
 
@@ -138,16 +141,18 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         evidence: evidence.clone(),
         reason,
     };
-    let value: Value = serde_json::from_str(line).map_err(|e| {
+    let fields: Fields = serde_json::from_str(line).map_err(|e| {
+        // Valid JSON of the wrong type is the only data error: values
+        // themselves may be anything.
+        if e.is_data() {
+            return fail("an event must be a JSON object".into());
+        }
         fail(format!(
             "invalid JSON at column {}: {}",
             e.column(),
             strip_position(&e.to_string())
         ))
     })?;
-    let Value::Object(fields) = value else {
-        return Err(fail("an event must be a JSON object".into()));
-    };
     let ts = match fields.get("ts") {
         Some(Value::String(s)) => s.parse::<Timestamp>().map_err(|e| {
             fail(format!(

@@ -20,7 +20,6 @@ use foldhash::{HashSet, HashSetExt};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::record::Record;
 use super::schema::{MIGRATIONS, Migrate, migrate};
@@ -151,7 +150,7 @@ struct ObligationRow {
 struct FactRowRef<'a> {
     kind: &'a str,
     ts: Timestamp,
-    fields: &'a Map<String, Value>,
+    fields: &'a crate::event::Fields,
     evidence: EvidenceRow,
 }
 
@@ -159,7 +158,7 @@ struct FactRowRef<'a> {
 struct FactRow {
     kind: String,
     ts: Timestamp,
-    fields: Map<String, Value>,
+    fields: crate::event::Fields,
     evidence: EvidenceRow,
 }
 
