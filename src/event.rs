@@ -177,7 +177,7 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
     let missing: Vec<&str> = required
         .iter()
         .copied()
-        .filter(|f| fields.get(*f).is_none_or(Value::is_null))
+        .filter(|f| fields.get(f).is_none_or(Value::is_null))
         .collect();
     if !missing.is_empty() {
         return Err(fail(format!(
@@ -193,13 +193,13 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         if *t != kind {
             continue;
         }
-        let v = fields.get(*field).and_then(value_text);
+        let v = fields.get(field).and_then(value_text);
         if !v.as_deref().is_some_and(|v| allowed.contains(&v)) {
             return Err(fail(format!(
                 "`{field}` must be one of {}, not {}",
                 allowed.join(", "),
                 fields
-                    .get(*field)
+                    .get(field)
                     .map_or("nothing".into(), Value::to_string)
             )));
         }
