@@ -198,9 +198,7 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
             return Err(fail(format!(
                 "`{field}` must be one of {}, not {}",
                 allowed.join(", "),
-                fields
-                    .get(field)
-                    .map_or("nothing".into(), Value::to_string)
+                fields.get(field).map_or("nothing".into(), Value::to_string)
             )));
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::held::{BatchWriter, Batches};
+use super::held::{self, BatchWriter, Batches};
 use super::record::{self, Record};
 use super::store::{FileRow, LateMark, Store, StoreError, Writes};
 use crate::check::check_document;
@@ -26,6 +26,9 @@ use crate::window::ReorderWindow;
 
 /// Stands for every log while the tailer's first pass is running.
 const STARTING: &str = "\u{0}starting";
+/// How far the wall clock may move back before the reorder window follows
+/// it (NTP corrections are smaller; a clock set back by hand is not).
+const CLOCK_BACK: SignedDuration = SignedDuration::from_mins(1);
 
 /// The `ts` of a log line, without parsing the whole line.
 fn quick_ts(line: &str) -> Option<Timestamp> {
@@ -450,6 +453,13 @@ impl Core {
             .map(|l| l.text.as_ref().map_or(0, String::len) + 24);
         let mut batch = BatchWriter::with_capacity(bytes.sum());
         let mut last = 0;
+        // After the clock went back, every held event, these included, was
+        // stored already (`clock_went_back`).
+        let pushed = if w.held_batch.is_some() {
+            Vec::new()
+        } else {
+            pushed
+        };
         for (id, ts, i) in pushed {
             if self.window.contains(ts, id)
                 && let Ok(text) = &lines[i].text
@@ -552,14 +562,20 @@ impl Core {
     fn advance(&mut self, w: &mut Writes, now: Timestamp) {
         // Events leave the reorder window by the wall clock, in timestamp
         // order, and are evaluated at their own time.
-        // The horizon never goes back (a wall clock set back releases
-        // nothing twice), which is what lets a restart tell the stored
-        // events still held from those released (held.rs).
+        // The horizon does not follow a clock that moves back a little (it
+        // releases nothing twice), which is what lets a restart tell the
+        // stored events still held from those released (held.rs).
         let mut effects = Vec::new();
         let horizon = now - self.lateness;
-        if self.horizon.is_none_or(|h| horizon > h) {
-            self.horizon = Some(horizon);
-            w.horizon = Some(horizon);
+        match self.horizon {
+            Some(h) if h.duration_since(horizon) > CLOCK_BACK => {
+                self.clock_went_back(w, h, horizon, now)
+            }
+            Some(h) if horizon <= h => {}
+            _ => {
+                self.horizon = Some(horizon);
+                w.horizon = Some(horizon);
+            }
         }
         let horizon = self.horizon.unwrap_or(horizon);
         while let Some((id, ev)) = self.window.pop_through(horizon) {
@@ -591,6 +607,34 @@ impl Core {
             ));
         }
         self.absorb(effects, w);
+    }
+
+    /// The wall clock was set back (after a wrong step forward, say): the
+    /// window and the rules' time follow it. Otherwise every event until
+    /// real time caught up with the wrong one would be released at once,
+    /// and evaluated at the wrong time — every new question overdue. What
+    /// the step forward already fired stands.
+    fn clock_went_back(&mut self, w: &mut Writes, from: Timestamp, to: Timestamp, now: Timestamp) {
+        tracing::warn!(
+            "the wall clock went back by {:#} (the reorder window's edge from {from} to {to}); \
+             held events and deadlines follow the clock from now on",
+            from.duration_since(to)
+        );
+        // What is stored past the new horizon must again be exactly what is
+        // held: the held events replace every stored batch.
+        w.held_drop.extend(self.batches.clear());
+        if let Some((first, last, blob, count)) = held::rewrite(&self.window) {
+            self.batches.add(first, last, count);
+            w.held_batch = Some((first, blob));
+        }
+        self.horizon = Some(to);
+        w.horizon = Some(to);
+        self.clock = None;
+        // A log being caught up on is waited for from now, not from the
+        // wrong time.
+        for b in self.behind.values_mut() {
+            b.0 = b.0.min(now);
+        }
     }
 
     fn apply(&mut self, ev: &Event, w: &mut Writes, effects: &mut Vec<Effect>) {

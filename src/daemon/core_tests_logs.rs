@@ -612,3 +612,77 @@ fn held_rows_of_an_earlier_version_are_evaluated_once() {
 fn assert_memory_matches_disk_for_logs(core: &Core) {
     assert_eq!(core.store().held_count().unwrap(), core.held());
 }
+
+/// A wall clock stepped a year forward by mistake and then set right: the
+/// step forward fires what it fires, but afterwards new events are held and
+/// judged at their own time again — before, the window stayed off and every
+/// new question was overdue at once until real time caught up.
+#[test]
+fn after_the_wall_clock_is_set_back_events_are_held_and_judged_at_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    let t = |hm: &str| ts(&format!("2026-03-02T{hm}+08:00"));
+    let at = |hm: &str| format!("2026-03-02T{hm}+08:00");
+    let mut core = open_core(&db, Limits::default());
+    let l = |n: u64, text: String| line(&log, n, &text);
+    // Held across the jumps: logged at 10:00:30, still in the window.
+    core.log_lines(
+        KEY,
+        &[l(1, received("a", &at("10:00:00")))],
+        &cursor(1),
+        t("10:00:30"),
+    )
+    .unwrap();
+    core.log_lines(
+        KEY,
+        &[l(2, received("b", &at("10:01:00")))],
+        &cursor(2),
+        t("10:01:30"),
+    )
+    .unwrap();
+    assert_eq!(core.held(), 2);
+
+    // Set back to 10:02 before the mistake: nothing was released yet.
+    core.tick(t("10:02:00") + SignedDuration::from_hours(24 * 365))
+        .unwrap_or_else(|_| panic!("tick"));
+    // The step forward releases a and b and fires their deadlines (and
+    // a year of staleness rules).
+    let fired = count(&core, "SELECT COUNT(*) FROM violations");
+    assert_eq!(status_of(&core, "reply-general-1h", "a"), ["open"]);
+    assert_eq!(status_of(&core, "reply-general-1h", "b"), ["open"]);
+    assert_eq!(core.held(), 0);
+    core.log_lines(
+        KEY,
+        &[l(3, received("c", &at("10:02:30")))],
+        &cursor(3),
+        t("10:02:40"),
+    )
+    .unwrap();
+    assert_eq!(core.held(), 1, "c waits in the window");
+    assert_eq!(core.store().held_count().unwrap(), 1);
+
+    // A restart keeps c held, once.
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 1);
+    core.log_lines(
+        KEY,
+        &[l(4, replied("c", &at("10:20:00")))],
+        &cursor(4),
+        t("10:20:05"),
+    )
+    .unwrap();
+    core.tick(t("12:00:00")).unwrap();
+    assert_eq!(
+        count(&core, "SELECT COUNT(*) FROM violations"),
+        fired,
+        "c was answered within the hour: no violation for it"
+    );
+    assert!(!core.store().has_obligation("reply-general-1h", "c"));
+    assert_eq!(core.held(), 0);
+    drop(core);
+    let core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 0);
+    assert_memory_matches_disk_for_logs(&core);
+}

@@ -167,6 +167,29 @@ impl Batches {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Forgets every batch; returns their ids (rows to delete).
+    pub fn clear(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.0).into_keys().collect()
+    }
+}
+
+/// Every event the window holds, as one batch: (first id, last id, blob,
+/// count). Stored in place of all earlier batches when the horizon had to
+/// go back (core.rs), so that what is stored past the new horizon is again
+/// exactly what is held. Lines are written back from the parsed fields.
+pub fn rewrite(window: &ReorderWindow) -> Option<(u64, u64, Vec<u8>, usize)> {
+    let mut held: Vec<(u64, &crate::event::Event)> = window.ids().collect();
+    // By id: a batch is found by its id range (`Batches::release`).
+    held.sort_unstable_by_key(|(id, _)| *id);
+    let last = held.last()?.0;
+    let mut batch = BatchWriter::default();
+    for (id, ev) in held {
+        let text = serde_json::to_string(&ev.fields).unwrap_or_default();
+        batch.push(id, &ev.evidence.path, ev.evidence.line, &text);
+    }
+    let (first, blob, count) = batch.finish()?;
+    Some((first, last, blob, count))
 }
 
 impl Store {

@@ -620,14 +620,16 @@ impl Store {
             )
             .map_err(sq)?;
         }
-        if let Some((id, blob)) = &w.held_batch {
-            tx.prepare_cached("INSERT INTO held_batches (id, data) VALUES (?1, ?2)")
-                .and_then(|mut st| st.execute(params![*id as i64, blob]))
-                .map_err(sq)?;
-        }
+        // Dropped first: a window rewritten after the wall clock went back
+        // is stored under the id of a batch it replaces.
         for id in &w.held_drop {
             tx.prepare_cached("DELETE FROM held_batches WHERE id = ?1")
                 .and_then(|mut st| st.execute([*id as i64]))
+                .map_err(sq)?;
+        }
+        if let Some((id, blob)) = &w.held_batch {
+            tx.prepare_cached("INSERT INTO held_batches (id, data) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![*id as i64, blob]))
                 .map_err(sq)?;
         }
         if let Some(h) = w.horizon {
