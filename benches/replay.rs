@@ -36,6 +36,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() {
+    // As the binary does (src/alloc.rs).
+    complyd::alloc::return_freed_memory_at_once();
     let mut events = 1_000_000usize;
     let mut runs = 3usize;
     let mut args = std::env::args().skip(1);

@@ -36,6 +36,7 @@
 //! call them directly, and the daemon runs the same functions in its async
 //! shell (sources → core → store and mailer).
 
+pub mod alloc;
 pub mod calendar;
 pub mod check;
 pub mod cli;

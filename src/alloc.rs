@@ -1,0 +1,31 @@
+//! The allocator settings of the `complyd` binary, shared with the benches
+//! so that what they measure is what the binary does.
+//!
+//! The binary (and each bench) declares mimalloc as its global allocator:
+//! replay and the daemon allocate many short-lived values per event, and
+//! with it replay runs ~1.3× faster than with glibc malloc (BENCHMARKS.md).
+//! It is built without transparent huge pages (Cargo.toml): with them every
+//! touched 2 MiB of heap counted whole in the daemon's RSS.
+
+/// `mi_option_purge_delay` in mimalloc.h's `mi_option_t` (v2 and v3); the
+/// sys crate does not export the constant.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc gives freed memory back to the OS only `purge_delay` after it
+/// was freed, and only when the thread that freed it next calls into the
+/// allocator. An idle daemon does not, so it kept every page its start-up
+/// had freed (8 MiB of its idle RSS; BENCHMARKS.md, "Idle RSS"). With 0 the
+/// free that empties a range gives it back. Measured cost: ~3 % of the
+/// ingestion rate at 1 M events (121k vs 125k events per core-second), up
+/// to ~10 % in short runs; giving memory back from an idle hook instead
+/// (`mi_collect` when a thread parks) left the idle daemon at 27.5 MiB
+/// instead of 24.5.
+///
+/// Call it first in `main`, before any thread is started (and before
+/// anything allocates much): mimalloc's option table is not synchronised.
+#[allow(unsafe_code)]
+pub fn return_freed_memory_at_once() {
+    // SAFETY: stores an integer in mimalloc's option table; the caller runs
+    // it before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
