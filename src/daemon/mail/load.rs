@@ -307,8 +307,9 @@ pub(super) fn diagnostic(
     let mut d = Diagnostic::new(&path, pos, code, message);
     if code == Code::TemplateUndefined {
         d = d.with_note(
-            "single mails have `kind` and `v`, digests `items`, `count`, `worst` and \
-             `subjects`, all templates `lang`; see docs/mail.md for the fields of a violation",
+            "single mails have `kind` and `v`, digests `items`, `count`, `worst`, \
+             `subjects`, `by_severity` and `by_rule`, all templates `lang`; see docs/mail.md \
+             for the fields of a violation",
         );
     }
     if code == Code::TemplateUnknown && e.detail().is_some_and(|d| d.contains("safe")) {

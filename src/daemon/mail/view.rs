@@ -168,24 +168,74 @@ pub(super) fn single(item: &OutboxItem, lang: Lang) -> Single<'_> {
 /// The variables of a digest.
 #[derive(Debug, Serialize)]
 pub(super) struct Digest<'a> {
+    /// Most severe first, then by rule (in the order found within a rule).
     items: Vec<Violation<'a>>,
     count: usize,
     /// The most severe violation (the first of them when several are).
     worst: Violation<'a>,
     /// The distinct subjects (files, accounts, threads), sorted.
     subjects: Vec<&'a str>,
+    /// How many of each severity, most severe first (only those present).
+    by_severity: Vec<SeverityCount>,
+    /// How many of each rule (and severity, should a reload have changed
+    /// it), in the order of `items`.
+    by_rule: Vec<RuleCount<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeverityCount {
+    severity: &'static str,
+    severity_name: &'static str,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleCount<'a> {
+    rule: &'a str,
+    /// The rule's message in the mail's language.
+    message: &'a str,
+    severity_name: &'static str,
+    count: usize,
 }
 
 /// `None` for an empty list.
 pub(super) fn digest(items: &[OutboxItem], lang: Lang) -> Option<Digest<'_>> {
-    let worst = items.iter().min_by_key(|i| i.record.severity)?;
+    // A supervisor reads the worst first; within a severity, one rule's
+    // violations together (a stable sort keeps each rule's in order found).
+    let mut sorted: Vec<&Record> = items.iter().map(|i| &i.record).collect();
+    sorted.sort_by(|a, b| (a.severity, &a.rule).cmp(&(b.severity, &b.rule)));
+    let worst = *sorted.first()?;
     let subjects: std::collections::BTreeSet<&str> =
-        items.iter().map(|i| i.record.subject.as_str()).collect();
+        sorted.iter().map(|r| r.subject.as_str()).collect();
+    let items: Vec<Violation<'_>> = sorted.iter().map(|r| violation(r, lang)).collect();
+    let mut by_severity: Vec<SeverityCount> = Vec::new();
+    let mut by_rule: Vec<RuleCount<'_>> = Vec::new();
+    for v in &items {
+        match by_severity.last_mut() {
+            Some(c) if c.severity == v.severity => c.count += 1,
+            _ => by_severity.push(SeverityCount {
+                severity: v.severity,
+                severity_name: v.severity_name,
+                count: 1,
+            }),
+        }
+        match by_rule.last_mut() {
+            Some(c) if (c.rule, c.severity_name) == (v.rule, v.severity_name) => c.count += 1,
+            _ => by_rule.push(RuleCount {
+                rule: v.rule,
+                message: v.message,
+                severity_name: v.severity_name,
+                count: 1,
+            }),
+        }
+    }
     Some(Digest {
-        items: items.iter().map(|i| violation(&i.record, lang)).collect(),
         count: items.len(),
-        worst: violation(&worst.record, lang),
+        items,
+        worst: violation(worst, lang),
         subjects: subjects.into_iter().collect(),
+        by_severity,
+        by_rule,
     })
 }
 
@@ -325,5 +375,50 @@ mod tests {
         assert!(v.highlight.is_none());
         assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
         assert_eq!(short("宣称治愈疾病", 4), "宣称治愈…");
+    }
+
+    #[test]
+    fn a_digest_lists_the_worst_first_then_by_rule_and_counts_them() {
+        let [full, bare] = samples();
+        let mut other = full.clone();
+        other.rule = "absolute-terms".into();
+        other.severity = Severity::High;
+        let mut later = full.clone();
+        later.fingerprint = "later".into();
+        let items: Vec<OutboxItem> = [bare, full, other.clone(), later, other]
+            .into_iter()
+            .map(|r| OutboxItem::new(1, "violation", r))
+            .collect();
+        let d = digest(&items, Lang::Zh).unwrap();
+        let order: Vec<(&str, &str)> = d.items.iter().map(|v| (v.rule, v.fingerprint)).collect();
+        assert_eq!(
+            order,
+            [
+                ("cure-claims", "0123456789abcdef0123456789abcdef"),
+                ("cure-claims", "later"),
+                ("absolute-terms", "0123456789abcdef0123456789abcdef"),
+                ("absolute-terms", "0123456789abcdef0123456789abcdef"),
+                (
+                    "publish-without-approval",
+                    "fedcba9876543210fedcba9876543210"
+                ),
+            ]
+        );
+        let sev: Vec<(&str, usize)> = d
+            .by_severity
+            .iter()
+            .map(|c| (c.severity_name, c.count))
+            .collect();
+        assert_eq!(sev, [("严重", 2), ("高", 2), ("低", 1)]);
+        let rules: Vec<(&str, usize)> = d.by_rule.iter().map(|c| (c.rule, c.count)).collect();
+        assert_eq!(
+            rules,
+            [
+                ("cure-claims", 2),
+                ("absolute-terms", 2),
+                ("publish-without-approval", 1)
+            ]
+        );
+        assert_eq!(d.worst.rule, "cure-claims");
     }
 }
