@@ -14,6 +14,15 @@ fn when(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
+/// Says how many rows a list left out, so that a cut list is never read as
+/// the whole of it.
+pub(crate) fn more_not_shown(out: &mut String, total: i64, shown: usize, hint: &str) {
+    let rest = total - shown as i64;
+    if rest > 0 {
+        let _ = writeln!(out, "  … {rest} more not shown{hint}");
+    }
+}
+
 /// The report, as text.
 pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
     if !db.exists() {
@@ -68,9 +77,11 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
+    let shown = rows.len();
     for (rule, key, wake) in rows {
         let _ = writeln!(out, "  {rule}  {key}  next check {}", when(Some(wake), tz));
     }
+    more_not_shown(&mut out, open, shown, "");
 
     let mut st = conn
         .prepare("SELECT status, COUNT(*) FROM violations GROUP BY status ORDER BY status")
@@ -110,24 +121,32 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
     if version >= 5 {
         outbox_v5(&conn, &mut out, tz).map_err(q)?;
     }
+    const RETRYING: &str = "FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL \
+                            AND last_error NOT LIKE 'not accepted for %'";
+    let retrying: i64 = conn
+        .query_row(&format!("SELECT COUNT(*) {RETRYING}"), [], |r| r.get(0))
+        .map_err(q)?;
     let mut st = conn
-        .prepare(
-            "SELECT id, attempts, last_error FROM outbox
-             WHERE last_error IS NOT NULL AND sent_at IS NULL AND last_error NOT LIKE 'not accepted for %'
-             ORDER BY id DESC LIMIT 5",
-        )
+        .prepare(&format!(
+            "SELECT id, attempts, last_error {RETRYING} ORDER BY id DESC LIMIT 5"
+        ))
         .map_err(q)?;
     let rows: Vec<(i64, i64, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
+    let shown = rows.len();
     for (id, attempts, err) in rows {
         let _ = writeln!(
             out,
             "  message {id}: {attempts} attempts, last error: {err}"
         );
     }
+    more_not_shown(&mut out, retrying, shown, " (complyd outbox list)");
 
+    let errors: i64 = conn
+        .query_row("SELECT COUNT(*) FROM errors", [], |r| r.get(0))
+        .map_err(q)?;
     let mut st = conn
         .prepare("SELECT at, source, message FROM errors ORDER BY id DESC LIMIT 10")
         .map_err(q)?;
@@ -140,10 +159,12 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         "\nrecent errors: {}",
         if rows.is_empty() { "none" } else { "" }
     );
+    let shown = rows.len();
     for (at, source, msg) in rows {
         let first = msg.lines().next().unwrap_or_default();
         let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
     }
+    more_not_shown(&mut out, errors, shown, "");
     Ok(out)
 }
 
@@ -177,14 +198,21 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
     }
     // Messages a recipient refused for good: sent to the others (or to
     // nobody: failed). `complyd outbox retry` sends them again.
-    let mut st = conn.prepare(
-        "SELECT MIN(id), COUNT(*), MAX(sent_at IS NOT NULL), rejected FROM outbox
-         WHERE rejected != '[]' GROUP BY COALESCE(message_id, 'row ' || id), rejected
-         ORDER BY MIN(id) DESC LIMIT 5",
+    const REJECTED: &str = "FROM outbox WHERE rejected != '[]' \
+                            GROUP BY COALESCE(message_id, 'row ' || id), rejected";
+    let messages: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM (SELECT 1 {REJECTED})"),
+        [],
+        |r| r.get(0),
     )?;
+    let mut st = conn.prepare(&format!(
+        "SELECT MIN(id), COUNT(*), MAX(sent_at IS NOT NULL), rejected {REJECTED}
+         ORDER BY MIN(id) DESC LIMIT 5"
+    ))?;
     let rows: Vec<(i64, i64, bool, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .and_then(|r| r.collect())?;
+    let shown = rows.len();
     for (id, n, sent, rejected) in rows {
         let rejected: Vec<(String, String)> = serde_json::from_str(&rejected).unwrap_or_default();
         let digest = if n > 1 {
@@ -200,5 +228,6 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
             );
         }
     }
+    more_not_shown(out, messages, shown, " (complyd outbox list --failed)");
     Ok(())
 }

@@ -314,6 +314,45 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
         "{text}"
     );
     assert!(text.contains("open obligations: "), "{text}");
+    let open = count("SELECT COUNT(*) FROM obligations");
+    assert_eq!(
+        text.contains(&format!("… {} more not shown", open - 10)),
+        open > 10,
+        "{open} obligations, 10 listed: {text}"
+    );
+
+    // A list cut by --limit says how much it left out.
+    let listed = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("complyd")
+            .unwrap()
+            .args(&args[..1])
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args[1..])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let text = listed(&["violations", "list", "--limit", "2"]);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('#')).count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "… {} more not shown (--limit N shows more)",
+            violations - 2
+        )),
+        "{text}"
+    );
+    let text = listed(&["violations", "list", "--limit", "1000"]);
+    assert!(!text.contains("more not shown"), "{text}");
+    let text = listed(&["outbox", "list", "--limit", "1"]);
+    assert!(
+        text.contains(&format!("… {} more not shown", violations - 1)),
+        "{text}"
+    );
 }
 
 /// Waivers from waivers.yaml and from `complyd violations waive` keep
