@@ -146,7 +146,14 @@ impl DaemonConfig {
         });
         c.logs
             .push(base.join("examples/logs/*.jsonl").display().to_string());
+        c.show_files_relative();
         c
+    }
+
+    /// Mail names a file relative to the watched folder it is in.
+    fn show_files_relative(&mut self) {
+        let roots = self.watch.iter().map(|w| w.path.clone()).collect();
+        self.mail.templates.set_watch_roots(roots);
     }
 
     /// Defaults with a configuration file: nothing watched until named.
@@ -305,6 +312,7 @@ fn daemon_section(
     if let Some(m) = &raw.mail {
         mail::section(path, base, m, &mut c.mail, diags, sources);
     }
+    c.show_files_relative();
     c
 }
 

@@ -37,6 +37,7 @@ pub fn load(
         language: s.language,
         routes: s.routes,
         custom: None,
+        roots: Vec::new(),
     };
     if let Some((dir, pos)) = s.dir {
         let before = diags.len();
@@ -58,7 +59,7 @@ pub fn load(
             // Compiled and rendered even so, to report every error at once.
             let custom = compile(dir, files, diags);
             if safe {
-                set.custom = custom;
+                set.custom = custom.map(Arc::new);
             }
         }
     }
@@ -217,7 +218,7 @@ fn check(envs: &Envs, lang: Lang) -> Vec<(Error, &'static str, String)> {
         for (n, item) in items.iter().enumerate() {
             let mut item = item.clone();
             item.kind = kind.into();
-            let ctx = Value::from(Serde(view::single(&item, lang)));
+            let ctx = Value::from(Serde(view::single(&item, lang, &[])));
             let which = if n == 0 {
                 "every field"
             } else {
@@ -229,7 +230,7 @@ fn check(envs: &Envs, lang: Lang) -> Vec<(Error, &'static str, String)> {
         }
     }
     for batch in [&items[..], &items[1..]] {
-        if let Some(d) = view::digest(batch, lang) {
+        if let Some(d) = view::digest(batch, lang, &[]) {
             for (e, file) in envs.render_each(DIGEST, &Value::from(Serde(d))) {
                 errors.push((e, file, format!("a digest of {}", batch.len())));
             }

@@ -4,6 +4,9 @@
 //! thing), so templates run with strict undefined checking and a typo in a
 //! variable name is an error, not an empty line.
 
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 use super::super::record::Record;
@@ -63,7 +66,8 @@ pub(super) struct Violation<'a> {
     message_en: Option<&'a str>,
     clause: &'a [String],
     tags: &'a [String],
-    subject: &'a str,
+    /// What it is about; a file relative to its watched folder.
+    subject: Cow<'a, str>,
     location: &'a [String],
     cue: Option<&'a str>,
     field: Option<&'a str>,
@@ -86,7 +90,21 @@ struct Highlight<'a> {
     after: &'a str,
 }
 
-pub(super) fn violation(r: &Record, lang: Lang) -> Violation<'_> {
+/// A file's path relative to the watched folder it is in (the deepest one
+/// when folders nest): `2026/春季新品.srt`, not the absolute path that the
+/// violation stores. Anything else (an account, a thread) unchanged.
+pub(super) fn relative<'a>(subject: &'a str, roots: &[PathBuf]) -> Cow<'a, str> {
+    roots
+        .iter()
+        .filter_map(|root| Path::new(subject).strip_prefix(root).ok())
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .min_by_key(|rel| rel.components().count())
+        .map_or(Cow::Borrowed(subject), |rel| {
+            Cow::Owned(rel.display().to_string())
+        })
+}
+
+pub(super) fn violation<'a>(r: &'a Record, lang: Lang, roots: &[PathBuf]) -> Violation<'a> {
     let message = match lang {
         Lang::En => r.message_en.as_deref().unwrap_or(&r.message),
         Lang::Zh => &r.message,
@@ -111,7 +129,7 @@ pub(super) fn violation(r: &Record, lang: Lang) -> Violation<'_> {
         message_en: r.message_en.as_deref(),
         clause: &r.clause,
         tags: &r.tags,
-        subject: &r.subject,
+        subject: relative(&r.subject, roots),
         location: &r.location,
         cue: r.cue.as_deref(),
         field: r.field.as_deref(),
@@ -158,10 +176,10 @@ pub(super) struct Single<'a> {
     v: Violation<'a>,
 }
 
-pub(super) fn single(item: &OutboxItem, lang: Lang) -> Single<'_> {
+pub(super) fn single<'a>(item: &'a OutboxItem, lang: Lang, roots: &[PathBuf]) -> Single<'a> {
     Single {
         kind: &item.kind,
-        v: violation(&item.record, lang),
+        v: violation(&item.record, lang, roots),
     }
 }
 
@@ -174,7 +192,7 @@ pub(super) struct Digest<'a> {
     /// The most severe violation (the first of them when several are).
     worst: Violation<'a>,
     /// The distinct subjects (files, accounts, threads), sorted.
-    subjects: Vec<&'a str>,
+    subjects: Vec<Cow<'a, str>>,
     /// How many of each severity, most severe first (only those present).
     by_severity: Vec<SeverityCount>,
     /// How many of each rule (and severity, should a reload have changed
@@ -199,15 +217,19 @@ struct RuleCount<'a> {
 }
 
 /// `None` for an empty list.
-pub(super) fn digest(items: &[OutboxItem], lang: Lang) -> Option<Digest<'_>> {
+pub(super) fn digest<'a>(
+    items: &'a [OutboxItem],
+    lang: Lang,
+    roots: &[PathBuf],
+) -> Option<Digest<'a>> {
     // A supervisor reads the worst first; within a severity, one rule's
     // violations together (a stable sort keeps each rule's in order found).
     let mut sorted: Vec<&Record> = items.iter().map(|i| &i.record).collect();
     sorted.sort_by(|a, b| (a.severity, &a.rule).cmp(&(b.severity, &b.rule)));
     let worst = *sorted.first()?;
-    let subjects: std::collections::BTreeSet<&str> =
-        sorted.iter().map(|r| r.subject.as_str()).collect();
-    let items: Vec<Violation<'_>> = sorted.iter().map(|r| violation(r, lang)).collect();
+    let items: Vec<Violation<'_>> = sorted.iter().map(|r| violation(r, lang, roots)).collect();
+    let subjects: std::collections::BTreeSet<Cow<'_, str>> =
+        items.iter().map(|v| v.subject.clone()).collect();
     let mut by_severity: Vec<SeverityCount> = Vec::new();
     let mut by_rule: Vec<RuleCount<'_>> = Vec::new();
     for v in &items {
@@ -232,7 +254,7 @@ pub(super) fn digest(items: &[OutboxItem], lang: Lang) -> Option<Digest<'_>> {
     Some(Digest {
         count: items.len(),
         items,
-        worst: violation(worst, lang),
+        worst: violation(worst, lang, roots),
         subjects: subjects.into_iter().collect(),
         by_severity,
         by_rule,
@@ -253,6 +275,35 @@ pub fn short(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// The `short_path(n)` filter, for subjects: one line, at most `n`
+/// characters, cut from the left at a `/` so that the file name stays
+/// (`…/2026/春季新品.srt`); a name longer than `n` alone keeps its start and
+/// its end (`春季新品…第三版.srt`).
+pub fn short_path(s: &str, n: usize) -> String {
+    let s = short(s, usize::MAX);
+    let len = |t: &str| t.chars().count();
+    if len(&s) <= n {
+        return s;
+    }
+    let name = s.rsplit('/').next().unwrap_or(&s);
+    if len(name) + 2 > n {
+        let keep = n.saturating_sub(1);
+        let (head, tail) = (keep - keep / 2, keep / 2);
+        let start: String = name.chars().take(head).collect();
+        let end: String = name.chars().skip(len(name) - tail).collect();
+        return format!("{start}…{end}");
+    }
+    // The longest tail of whole components that fits after `…/`.
+    let mut from = s.len() - name.len();
+    while let Some(i) = s[..from.saturating_sub(1)].rfind('/') {
+        if len(&s[i + 1..]) + 2 > n {
+            break;
+        }
+        from = i + 1;
+    }
+    format!("…/{}", &s[from..])
 }
 
 /// The `datetime` filter: a stored time (`2026-03-02 10:30`, or RFC 3339)
@@ -362,7 +413,7 @@ mod tests {
     #[test]
     fn english_falls_back_to_the_chinese_message_and_the_match_is_cut_out() {
         let [full, bare] = samples();
-        let v = violation(&full, Lang::En);
+        let v = violation(&full, Lang::En, &[]);
         assert_eq!(v.message, "Disease treatment claims");
         assert_eq!((v.tier, v.severity_name), ("Prohibited", "Critical"));
         let h = v.highlight.unwrap();
@@ -370,7 +421,7 @@ mod tests {
             (h.before, h.matched, h.after),
             ("这款产品可以", "根治", "高血压，欢迎购买")
         );
-        let v = violation(&bare, Lang::En);
+        let v = violation(&bare, Lang::En, &[]);
         assert_eq!(v.message, "未经审核发布");
         assert!(v.highlight.is_none());
         assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
@@ -389,7 +440,7 @@ mod tests {
             .into_iter()
             .map(|r| OutboxItem::new(1, "violation", r))
             .collect();
-        let d = digest(&items, Lang::Zh).unwrap();
+        let d = digest(&items, Lang::Zh, &[]).unwrap();
         let order: Vec<(&str, &str)> = d.items.iter().map(|v| (v.rule, v.fingerprint)).collect();
         assert_eq!(
             order,
@@ -420,5 +471,23 @@ mod tests {
             ]
         );
         assert_eq!(d.worst.rule, "cure-claims");
+    }
+
+    #[test]
+    fn subjects_are_relative_to_their_folder_and_cut_from_the_left() {
+        let roots = [PathBuf::from("/srv/drop"), PathBuf::from("/srv/drop/live")];
+        assert_eq!(relative("/srv/drop/2026/a.srt", &roots), "2026/a.srt");
+        assert_eq!(relative("/srv/drop/live/b.md", &roots), "b.md");
+        assert_eq!(relative("/srv/dropped/c.md", &roots), "/srv/dropped/c.md");
+        assert_eq!(relative("ks-main", &roots), "ks-main");
+        let p = "/srv/content/drop/2026/03/春季新品推广/直播脚本.md";
+        assert_eq!(short_path(p, 100), p);
+        assert_eq!(short_path(p, 20), "…/03/春季新品推广/直播脚本.md");
+        assert_eq!(short_path(p, 12), "…/直播脚本.md");
+        assert_eq!(
+            short_path("a/非常非常长的文件名称第三版.srt", 9),
+            "非常非常….srt"
+        );
+        assert!(short_path(p, 20).chars().count() <= 20);
     }
 }
