@@ -493,7 +493,12 @@ mod tests {
             "[Compliance alert] Notice · 未经审核发布 · ks-main"
         );
         assert!(p.text.contains("Message:     未经审核发布\n"), "{}", p.text);
-        assert!(p.html.contains("<td>未经审核发布</td>"), "{}", p.html);
+        assert!(
+            p.html
+                .contains("<td style=\"overflow-wrap:anywhere\">未经审核发布</td>"),
+            "{}",
+            p.html
+        );
         assert!(p.html.contains("<html lang=\"en\">"), "{}", p.html);
     }
 
@@ -566,6 +571,27 @@ mod tests {
             "{}",
             p.text
         );
+    }
+
+    #[test]
+    fn every_table_cell_may_break_a_long_path_on_a_phone() {
+        for lang in Lang::ALL {
+            let t = templates(lang, Vec::new());
+            let mut html: Vec<String> = KINDS
+                .iter()
+                .flat_map(|k| items(k).map(|i| t.single(&i).html))
+                .collect();
+            html.push(t.digest(&items("violation")).html);
+            for h in html {
+                let cells = h.matches("<td").count();
+                assert!(cells > 0);
+                let wrapping = h.matches("<td style=\"overflow-wrap:anywhere\"").count()
+                    + h.matches("<td style=\"white-space:pre-wrap;overflow-wrap:anywhere\"")
+                        .count();
+                assert_eq!(wrapping, cells, "{h}");
+                assert!(h.contains("max-width:40em;overflow-wrap:anywhere"), "{h}");
+            }
+        }
     }
 
     #[test]
