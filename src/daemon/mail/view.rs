@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::super::core::CONFIG_ERROR;
 use super::super::record::Record;
 use super::super::store::OutboxItem;
 use crate::finding::Severity;
@@ -171,16 +172,41 @@ fn severity_name(s: Severity, lang: Lang) -> &'static str {
 /// The variables of a single mail.
 #[derive(Debug, Serialize)]
 pub(super) struct Single<'a> {
-    /// `violation`, `reopened`, `retraction` or `reminder`.
+    /// `violation`, `reopened`, `retraction`, `reminder` or `config-error`.
     kind: &'a str,
     v: Violation<'a>,
 }
 
 pub(super) fn single<'a>(item: &'a OutboxItem, lang: Lang, roots: &[PathBuf]) -> Single<'a> {
-    Single {
-        kind: &item.kind,
-        v: violation(&item.record, lang, roots),
+    let mut v = violation(&item.record, lang, roots);
+    // Rules or configuration that failed to reload are not a content
+    // violation: their own mail, about the file in error.
+    let kind = if item.record.rule == CONFIG_ERROR && item.kind == "violation" {
+        if let Some(file) = item.record.location.first().and_then(|l| file_in_error(l)) {
+            v.subject = Cow::Borrowed(file);
+        }
+        CONFIG_ERROR
+    } else {
+        &item.kind
+    };
+    Single { kind, v }
+}
+
+/// The file of a diagnostic line: `rules/a.yaml` of
+/// `rules/a.yaml:3:5: error[missing-key]: …` (or of `dir: error[…]: …`).
+pub(super) fn file_in_error(line: &str) -> Option<&str> {
+    let (at, _) = line.split_once(": error[")?;
+    let mut rest = at;
+    // `:line:col` when the diagnostic has a place in the file.
+    for _ in 0..2 {
+        match rest.rsplit_once(':') {
+            Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                rest = head
+            }
+            _ => break,
+        }
     }
+    Some(rest).filter(|f| !f.is_empty())
 }
 
 /// The variables of a digest.
