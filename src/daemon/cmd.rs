@@ -81,7 +81,8 @@ pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone()) {
+    let routes = super::status::digest_routes(&cfg.daemon.mail.routing);
+    match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone(), &routes) {
         Ok(s) => {
             print!("{s}");
             let warnings = cfg.warnings(jiff::Timestamp::now());

@@ -23,8 +23,32 @@ pub(crate) fn more_not_shown(out: &mut String, total: i64, shown: usize, hint: &
     }
 }
 
+/// A route that mails digests, as `status` names it: its index (as stored
+/// with the outbox rows) and `to supervision · daily 09:00`.
+pub type DigestRoute = (usize, String);
+
+/// The digest routes of a configuration.
+pub fn digest_routes(routing: &super::route::Routing) -> Vec<DigestRoute> {
+    routing
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.delivery != super::route::Delivery::Immediate)
+        .map(|(i, r)| {
+            (
+                i,
+                format!("to {} · {}", r.to.join(", "), r.delivery.describe()),
+            )
+        })
+        .collect()
+}
+
 /// The report, as text.
-pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
+pub fn report(
+    db: &Path,
+    tz: &jiff::tz::TimeZone,
+    routes: &[DigestRoute],
+) -> Result<String, String> {
     if !db.exists() {
         return Err(format!(
             "{}: no state database (has `complyd run` been started with this configuration?)",
@@ -120,6 +144,7 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .map_err(q)?;
     if version >= 5 {
         outbox_v5(&conn, &mut out, tz).map_err(q)?;
+        digests(&conn, &mut out, tz, routes, Timestamp::now()).map_err(q)?;
     }
     const RETRYING: &str = "FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL \
                             AND last_error NOT LIKE 'not accepted for %'";
@@ -166,6 +191,66 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
     }
     more_not_shown(&mut out, errors, shown, "");
     Ok(out)
+}
+
+/// Each digest waiting to go out: when, and how many violations it holds;
+/// a digest route with nothing waiting says so (schema v5).
+fn digests(
+    conn: &Connection,
+    out: &mut String,
+    tz: &jiff::tz::TimeZone,
+    routes: &[DigestRoute],
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare(
+        "SELECT route, MIN(next_attempt), COUNT(*) FROM outbox
+         WHERE digest = 1 AND kind = 'violation' AND sent_at IS NULL AND failed = 0
+         GROUP BY route, window_end ORDER BY MIN(next_attempt), route",
+    )?;
+    let rows: Vec<(Option<i64>, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())?;
+    if rows.is_empty() && routes.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "
+digests:"
+    );
+    let name = |route: Option<i64>| -> String {
+        let i = route.and_then(|r| usize::try_from(r).ok());
+        match routes.iter().find(|(n, _)| Some(*n) == i) {
+            Some((n, what)) => format!("route {} ({what})", n + 1),
+            None => match i {
+                Some(n) => format!("route {}", n + 1),
+                None => "the default route".into(),
+            },
+        }
+    };
+    for (route, at, n) in &rows {
+        let late = if *at < now.as_millisecond() {
+            " (due: sent as soon as the daemon runs and the server answers)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {n} violation{} waiting, goes out {}{late}",
+            name(*route),
+            if *n == 1 { "" } else { "s" },
+            when(Some(*at), tz)
+        );
+    }
+    for (i, _) in routes {
+        let queued = rows
+            .iter()
+            .any(|(r, _, _)| r.and_then(|r| usize::try_from(r).ok()) == Some(*i));
+        if !queued {
+            let _ = writeln!(out, "  {}: nothing waiting", name(i64::try_from(*i).ok()));
+        }
+    }
+    Ok(())
 }
 
 /// The mailer's pause and the recipients refused for good (schema v5).
