@@ -101,8 +101,6 @@ pub struct Config {
     /// What loads but is probably wrong (folders and logs that do not
     /// exist), found when the file was read; see [`Config::warnings`].
     pub path_warnings: Vec<Diagnostic>,
-    /// The configuration file's text, for the warnings' snippets.
-    pub source: Option<(PathBuf, String)>,
 }
 
 impl Default for Config {
@@ -111,7 +109,6 @@ impl Default for Config {
             calendar: Calendar::default(),
             daemon: DaemonConfig::first_run(Path::new(".")),
             path_warnings: Vec::new(),
-            source: None,
         }
     }
 }
@@ -125,17 +122,16 @@ impl Config {
         w
     }
 
-    /// The warnings as `complyd check` prints them, with snippets.
+    /// The warnings as `complyd check` prints them, with snippets (the
+    /// file read again: the configuration does not keep its text).
     pub fn render_warnings(&self, now: jiff::Timestamp, color: bool) -> String {
         self.warnings(now)
             .iter()
             .map(|d| {
-                let src = self
-                    .source
-                    .as_ref()
-                    .filter(|(p, _)| *p == d.path)
-                    .map(|(_, s)| s.as_str());
-                d.render(src, color)
+                let src = (d.pos.line > 0)
+                    .then(|| std::fs::read_to_string(&d.path).ok())
+                    .flatten();
+                d.render(src.as_deref(), color)
             })
             .collect()
     }
@@ -262,7 +258,6 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             calendar,
             daemon,
             path_warnings,
-            source: Some((path.to_path_buf(), src)),
         })
     } else {
         // A `password:` key is refused; its value must not be printed in
