@@ -343,6 +343,18 @@ mod tests {
     }
 
     #[test]
+    fn a_full_digest_says_more_may_follow_and_a_smaller_one_does_not() {
+        let (file, _) = samples();
+        let many = vec![file; super::super::mailer::PAGE];
+        let note =
+            "这封汇总最多列出500条；同一时段如有更多违规，会在下一封汇总邮件中发出，不会遗漏。";
+        let p = Templates::default().digest(&many);
+        assert!(p.text.contains(note) && p.html.contains(note));
+        let p = Templates::default().digest(&many[1..]);
+        assert!(!p.text.contains(note) && !p.html.contains(note));
+    }
+
+    #[test]
     fn the_chinese_digest() {
         let (file, event) = samples();
         let mut second = file.clone();

@@ -372,7 +372,7 @@ pub(super) fn diagnostic(
     if code == Code::TemplateUndefined {
         d = d.with_note(
             "single mails have `kind` and `v`, digests `items`, `count`, `worst`, \
-             `subjects`, `by_severity` and `by_rule`, all templates `lang`; see docs/mail.md \
+             `subjects`, `by_severity`, `by_rule`, `full` and `page`, all templates `lang`; see docs/mail.md \
              for the fields of a violation",
         );
     }

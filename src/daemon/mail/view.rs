@@ -224,6 +224,11 @@ pub(super) struct Digest<'a> {
     /// How many of each rule (and severity, should a reload have changed
     /// it), in the order of `items`.
     by_rule: Vec<RuleCount<'a>>,
+    /// The digest holds as many violations as one can (`page`): more of the
+    /// same window, if any, come in another digest.
+    full: bool,
+    /// The most violations one digest holds.
+    page: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -277,7 +282,10 @@ pub(super) fn digest<'a>(
             }),
         }
     }
+    let page = super::super::mailer::PAGE;
     Some(Digest {
+        full: items.len() >= page,
+        page,
         count: items.len(),
         items,
         worst: violation(worst, lang, roots),
@@ -497,6 +505,11 @@ mod tests {
             ]
         );
         assert_eq!(d.worst.rule, "cure-claims");
+        assert!(!d.full);
+        let many: Vec<OutboxItem> = (0..super::super::super::mailer::PAGE)
+            .map(|i| OutboxItem::new(i as i64, "violation", samples()[1].clone()))
+            .collect();
+        assert!(digest(&many, Lang::Zh, &[]).unwrap().full);
     }
 
     #[test]
