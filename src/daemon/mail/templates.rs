@@ -426,7 +426,7 @@ fn last_resort(items: &[OutboxItem]) -> Parts {
             view::short(&one.record.message, 30),
             view::short_path(&one.record.subject, 40)
         ),
-        _ => format!("【合规告警】{} 条", items.len()),
+        _ => format!("【合规告警】{}条", items.len()),
     };
     Parts {
         subject,
