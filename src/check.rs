@@ -141,7 +141,7 @@ pub fn check_units(
 fn locate(unit: &TextUnit, offset: usize) -> (u32, u32) {
     let before = &unit.text[..offset];
     if let Some(cols) = &unit.columns {
-        return (unit.line, cols[before.chars().count()]);
+        return cols[before.chars().count()];
     }
     let newlines = before.bytes().filter(|&b| b == b'\n').count() as u32;
     match before.rfind('\n') {

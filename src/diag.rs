@@ -31,6 +31,11 @@ pub enum Code {
     TemplateUndefined,
     TemplateRender,
     TemplateUnsafe,
+    TemplateUnknownFile,
+    /// Warnings: a watched folder or log that does not exist (yet).
+    MissingPath,
+    /// Warning: no holiday data for the current or the next year.
+    NoHolidays,
 }
 
 impl Code {
@@ -55,6 +60,9 @@ impl Code {
             Code::TemplateUndefined => "template-undefined",
             Code::TemplateRender => "template-render",
             Code::TemplateUnsafe => "template-unsafe",
+            Code::TemplateUnknownFile => "template-unknown-file",
+            Code::MissingPath => "missing-path",
+            Code::NoHolidays => "no-holidays",
         }
     }
 }
@@ -95,8 +103,27 @@ impl From<&serde_saphyr::Location> for Pos {
     }
 }
 
+/// An error stops the command (exit 78); a warning is printed and the
+/// command goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub level: Level,
     pub path: PathBuf,
     pub pos: Pos,
     pub code: Code,
@@ -108,11 +135,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn new(path: &Path, pos: Pos, code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
+            level: Level::Error,
             path: path.to_path_buf(),
             pos,
             code,
             message: message.into(),
             notes: Vec::new(),
+        }
+    }
+
+    /// A problem that does not stop the command.
+    pub fn warning(path: &Path, pos: Pos, code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            level: Level::Warning,
+            ..Diagnostic::new(path, pos, code, message)
         }
     }
 
@@ -124,11 +160,12 @@ impl Diagnostic {
     /// The one-line header: `path:line:col: error[code]: message`.
     pub fn header(&self) -> String {
         let path = self.path.display();
+        let level = self.level.as_str();
         if self.pos.line == 0 {
-            format!("{path}: error[{}]: {}", self.code.as_str(), self.message)
+            format!("{path}: {level}[{}]: {}", self.code.as_str(), self.message)
         } else {
             format!(
-                "{path}:{}:{}: error[{}]: {}",
+                "{path}:{}:{}: {level}[{}]: {}",
                 self.pos.line,
                 self.pos.column,
                 self.code.as_str(),
@@ -140,10 +177,10 @@ impl Diagnostic {
     /// Renders the header, the source line with a caret, and the notes.
     /// `source` is the file's text when it could be read.
     pub fn render(&self, source: Option<&str>, color: bool) -> String {
-        let (red, blue, bold, reset) = if color {
-            ("\x1b[1;31m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "", "")
+        let (red, blue, bold, reset) = match (color, self.level) {
+            (true, Level::Error) => ("\x1b[1;31m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m"),
+            (true, Level::Warning) => ("\x1b[1;33m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m"),
+            (false, _) => ("", "", "", ""),
         };
         let mut out = String::new();
         let path = self.path.display();
@@ -154,7 +191,8 @@ impl Diagnostic {
         };
         let _ = writeln!(
             out,
-            "{bold}{loc}: {red}error[{}]{reset}{bold}: {}{reset}",
+            "{bold}{loc}: {red}{}[{}]{reset}{bold}: {}{reset}",
+            self.level.as_str(),
             self.code.as_str(),
             self.message
         );

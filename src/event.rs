@@ -106,10 +106,30 @@ pub fn label_zh(kind: &str) -> &str {
         "account.login" => "登录",
         "account.anomaly" => "账号异常",
         "complaint.opened" => "投诉受理",
-        "complaint.resolved" => "投诉处理完毕",
+        "complaint.resolved" => "投诉处理",
         "complaint.result_notified" => "告知客户处理结果",
         "appraisal.completed" => "绩效考核",
         "appraisal.feedback_held" => "绩效反馈面谈",
+        other => other,
+    }
+}
+
+/// The same names in English mail (lower case, inside a sentence).
+pub fn label_en(kind: &str) -> &str {
+    match kind {
+        "message.received" => "customer inquiry",
+        "message.replied" => "reply",
+        "content.submitted" => "submission for review",
+        "content.reviewed" => "review",
+        "content.published" => "publication",
+        "account.password_changed" => "password change",
+        "account.login" => "login",
+        "account.anomaly" => "account anomaly",
+        "complaint.opened" => "complaint intake",
+        "complaint.resolved" => "complaint resolution",
+        "complaint.result_notified" => "notice of the result to the customer",
+        "appraisal.completed" => "performance appraisal",
+        "appraisal.feedback_held" => "feedback interview",
         other => other,
     }
 }

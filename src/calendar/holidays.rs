@@ -54,22 +54,26 @@ pub struct CoverageWarning {
     pub origin: PathBuf,
 }
 
-impl fmt::Display for CoverageWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CoverageWarning {
+    /// The warning without the file's name.
+    pub fn message(&self) -> String {
         let which = if self.current {
             "the current"
         } else {
             "the next"
         };
-        write!(
-            f,
-            "{}: no holidays for {} ({which} year): until they are added, its statutory \
+        format!(
+            "no holidays for {} ({which} year): until they are added, its statutory \
              holidays count as working days and its 调休 make-up days as weekends; copy the \
              State Council's notice (国务院办公厅关于{}年部分节假日安排的通知) into the file",
-            self.origin.display(),
-            self.year,
-            self.year
+            self.year, self.year
         )
+    }
+}
+
+impl fmt::Display for CoverageWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin.display(), self.message())
     }
 }
 

@@ -53,6 +53,7 @@ use crate::diag::{Code, Diagnostic, Pos};
 use crate::rules::LoadError;
 
 mod mail;
+pub mod paths;
 
 use mail::RawMail;
 pub use mail::{DEFAULT_SMTP_TIMEOUT, MailConfig, Secret, SmtpConfig, SmtpSecurity};
@@ -97,6 +98,9 @@ struct RawWatch {
 pub struct Config {
     pub calendar: Calendar,
     pub daemon: DaemonConfig,
+    /// What loads but is probably wrong (folders and logs that do not
+    /// exist), found when the file was read; see [`Config::warnings`].
+    pub path_warnings: Vec<Diagnostic>,
 }
 
 impl Default for Config {
@@ -104,7 +108,32 @@ impl Default for Config {
         Config {
             calendar: Calendar::default(),
             daemon: DaemonConfig::first_run(Path::new(".")),
+            path_warnings: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// Every warning: the paths' (as loaded) and the holiday data's for
+    /// the year of `now` and the next.
+    pub fn warnings(&self, now: jiff::Timestamp) -> Vec<Diagnostic> {
+        let mut w = self.path_warnings.clone();
+        w.extend(paths::holidays(&self.calendar, now));
+        w
+    }
+
+    /// The warnings as `complyd check` prints them, with snippets (the
+    /// file read again: the configuration does not keep its text).
+    pub fn render_warnings(&self, now: jiff::Timestamp, color: bool) -> String {
+        self.warnings(now)
+            .iter()
+            .map(|d| {
+                let src = (d.pos.line > 0)
+                    .then(|| std::fs::read_to_string(&d.path).ok())
+                    .flatten();
+                d.render(src.as_deref(), color)
+            })
+            .collect()
     }
 }
 
@@ -146,7 +175,14 @@ impl DaemonConfig {
         });
         c.logs
             .push(base.join("examples/logs/*.jsonl").display().to_string());
+        c.show_files_relative();
         c
+    }
+
+    /// Mail names a file relative to the watched folder it is in.
+    fn show_files_relative(&mut self) {
+        let roots = self.watch.iter().map(|w| w.path.clone()).collect();
+        self.mail.templates.set_watch_roots(roots);
     }
 
     /// Defaults with a configuration file: nothing watched until named.
@@ -217,7 +253,12 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     let mut sources = HashMap::new();
     let daemon = daemon_section(path, &raw, &mut diags, &mut sources);
     if diags.is_empty() {
-        Ok(Config { calendar, daemon })
+        let path_warnings = missing_paths(path, &raw);
+        Ok(Config {
+            calendar,
+            daemon,
+            path_warnings,
+        })
     } else {
         // A `password:` key is refused; its value must not be printed in
         // the diagnostic's snippet either.
@@ -229,6 +270,21 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         err.sources.extend(sources);
         Err(err)
     }
+}
+
+/// Watched folders and logs named in the file that do not exist.
+fn missing_paths(path: &Path, raw: &RawConfig) -> Vec<Diagnostic> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut w = Vec::new();
+    for d in &raw.watch {
+        let dir = paths::tidy(&base.join(&d.path.value));
+        w.extend(paths::watch_dir(path, Pos::from(&d.path.referenced), &dir));
+    }
+    for l in &raw.logs {
+        let pattern = paths::tidy(&base.join(&l.value)).display().to_string();
+        w.extend(paths::log(path, Pos::from(&l.referenced), &pattern));
+    }
+    w
 }
 
 /// `src` with the characters of `span` replaced by `*` (line breaks kept).
@@ -305,6 +361,7 @@ fn daemon_section(
     if let Some(m) = &raw.mail {
         mail::section(path, base, m, &mut c.mail, diags, sources);
     }
+    c.show_files_relative();
     c
 }
 

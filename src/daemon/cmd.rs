@@ -48,6 +48,13 @@ fn load(
 pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> ExitCode {
     match load(config, rules, color) {
         Ok((cfg, dir, set)) => {
+            // Warnings do not fail the check (exit 0): the daemon runs so.
+            let warnings = cfg.warnings(jiff::Timestamp::now());
+            eprint!("{}", cfg.render_warnings(jiff::Timestamp::now(), color));
+            if !warnings.is_empty() {
+                let n = warnings.len();
+                eprintln!("{n} warning{}", if n == 1 { "" } else { "s" });
+            }
             let t = &cfg.daemon.mail.templates;
             let templates = match t.dir() {
                 Some(d) => format!("templates from {} (checked)", d.display()),
@@ -74,9 +81,17 @@ pub fn status(config: Option<&Path>, color: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone()) {
+    let routes = super::status::digest_routes(&cfg.daemon.mail.routing);
+    match super::status::report(&cfg.daemon.database(), cfg.calendar.time_zone(), &routes) {
         Ok(s) => {
             print!("{s}");
+            let warnings = cfg.warnings(jiff::Timestamp::now());
+            if !warnings.is_empty() {
+                println!("\nwarnings (complyd check shows them in full):");
+                for w in warnings {
+                    println!("  {}", w.header());
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -255,6 +270,10 @@ pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: b
         Ok(v) => v,
         Err(code) => return code,
     };
+    // Logged once at start; a reload's are not yet (daemon::run).
+    for w in cfg.warnings(jiff::Timestamp::now()) {
+        tracing::warn!("{}", w.header());
+    }
     let mut opts = RunOptions::new(cfg, config, dir);
     opts.rules_from_cli = rules_from_cli;
     opts.notifier = Notifier::from_env();

@@ -269,6 +269,91 @@ mod tests {
         }
     }
 
+    /// A reload that failed, as the daemon records it (core::config_error).
+    fn config_error() -> OutboxItem {
+        let diagnostics = "/etc/complyd/rules/claims.yaml:12:7: error[missing-key]: missing key `severity`\n   |\n12 |   - id: cure-claims\n   |       ^\n/etc/complyd/rules/claims.yaml:30:5: error[unknown-key]: unknown key `sevrity`\n";
+        let mut it = item("violation");
+        it.record = Record {
+            fingerprint: "c0ffee".into(),
+            rule: super::super::core::CONFIG_ERROR.into(),
+            severity: Severity::High,
+            message: "规则或配置文件有错误，重新加载未生效，仍在使用原有规则".into(),
+            message_en: Some("The rules or the configuration have errors".into()),
+            clause: Vec::new(),
+            tags: vec!["config-error".into()],
+            suggestion: Some("按详情修改后运行 complyd check，再重新加载".into()),
+            subject: "rules".into(),
+            location: vec![diagnostics.lines().next().unwrap().into()],
+            at: "2026-03-02 10:00".into(),
+            due: None,
+            matched: None,
+            excerpt: None,
+            detail: Some(diagnostics.into()),
+            cue: None,
+            field: None,
+            waiver: None,
+            dispatch: None,
+        };
+        it
+    }
+
+    #[test]
+    fn a_configuration_error_has_its_own_mail_naming_the_file_and_what_to_do() {
+        let it = config_error();
+        let p = Templates::default().single(&it);
+        assert_eq!(
+            p.subject,
+            "【配置错误·未生效】/etc/complyd/rules/claims.yaml 有错误，仍按原规则运行"
+        );
+        for part in [&p.text, &p.html] {
+            assert!(part.contains("/etc/complyd/rules/claims.yaml"), "{part}");
+            assert!(part.contains("missing key `severity`"), "{part}");
+            assert!(part.contains("继续按修改前的规则"), "{part}");
+            assert!(part.contains("complyd check"), "{part}");
+            // Not worded like a content violation.
+            assert!(!part.contains("命中"), "{part}");
+            assert!(!part.contains("complyd 发现一条违规"), "{part}");
+        }
+        insta::assert_snapshot!("zh_config_error", shown(&p.subject, &p.text, &p.html));
+        let en = load_templates(
+            Settings {
+                config: Path::new("complyd.yaml"),
+                language: Lang::En,
+                routes: Vec::new(),
+                dir: None,
+            },
+            &mut Vec::new(),
+            &mut Default::default(),
+        );
+        let p = en.single(&it);
+        assert_eq!(
+            p.subject,
+            "[Configuration error · not applied] /etc/complyd/rules/claims.yaml has errors; the previous rules stay in force"
+        );
+        insta::assert_snapshot!("en_config_error", shown(&p.subject, &p.text, &p.html));
+        // A reminder about it is still a reminder.
+        let mut reminder = config_error();
+        reminder.kind = "reminder".into();
+        let p = Templates::default().single(&reminder);
+        assert!(
+            p.subject.starts_with("【合规提醒·仍未处理】"),
+            "{}",
+            p.subject
+        );
+    }
+
+    #[test]
+    fn a_full_digest_says_more_may_follow_and_a_smaller_one_does_not() {
+        let (file, _) = samples();
+        let many = vec![file; super::super::mailer::PAGE];
+        let note =
+            "这封汇总最多列出500条；同一时段如有更多违规，会在下一封汇总邮件中发出，不会遗漏。";
+        let p = Templates::default().digest(&many);
+        assert!(p.text.contains(note) && p.html.contains(note));
+        let p = Templates::default().digest(&many[1..]);
+        assert!(!p.text.contains(note) && !p.html.contains(note));
+    }
+
     #[test]
     fn the_chinese_digest() {
         let (file, event) = samples();

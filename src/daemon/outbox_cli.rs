@@ -50,15 +50,24 @@ pub fn list(
     tz: &jiff::tz::TimeZone,
 ) -> Result<String, String> {
     check_schema(conn)?;
-    let sql = format!(
-        "SELECT MIN(o.id), COUNT(*), o.kind, MIN(o.violation), MIN(v.rule), o.recipients,
-                MAX(o.attempts), MIN(o.created), o.state, o.rejected, MAX(o.last_error)
-         FROM (SELECT *, CASE WHEN failed = 1 THEN 'failed' WHEN failed = 2 THEN 'cancelled'
+    let messages = format!(
+        "FROM (SELECT *, CASE WHEN failed = 1 THEN 'failed' WHEN failed = 2 THEN 'cancelled'
                               WHEN sent_at IS NOT NULL THEN 'sent' ELSE 'waiting' END AS state
                FROM outbox WHERE ?1 = 0 OR {RETRYABLE}) o
          JOIN violations v ON v.id = o.violation
-         GROUP BY COALESCE(o.message_id, 'row ' || o.id), o.state, o.rejected
-         ORDER BY MIN(o.id) DESC LIMIT ?2"
+         GROUP BY COALESCE(o.message_id, 'row ' || o.id), o.state, o.rejected"
+    );
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM (SELECT 1 {messages})"),
+            [failed],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT MIN(o.id), COUNT(*), o.kind, MIN(o.violation), MIN(v.rule), o.recipients,
+                MAX(o.attempts), MIN(o.created), o.state, o.rejected, MAX(o.last_error)
+         {messages} ORDER BY MIN(o.id) DESC LIMIT ?2"
     );
     type Row = (
         i64,
@@ -93,6 +102,7 @@ pub fn list(
         .and_then(|rows| rows.collect())
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
+    let shown = rows.len();
     if rows.is_empty() {
         out.push_str(if failed {
             "no message failed for good\n"
@@ -125,6 +135,7 @@ pub fn list(
             let _ = writeln!(out, "      last error: {e}");
         }
     }
+    super::status::more_not_shown(&mut out, total, shown, " (--limit N shows more)");
     Ok(out)
 }
 

@@ -157,6 +157,23 @@ impl Delivery {
             .map_err(|_| format!("`{s}` is not immediate, a window such as 30m, or daily HH:MM"))
     }
 
+    /// As written in the configuration: `immediate`, `30m`, `daily 09:00`.
+    pub fn describe(&self) -> String {
+        match self {
+            Delivery::Immediate => "immediate".into(),
+            Delivery::Every(d) => {
+                let s = d.as_secs();
+                match s {
+                    s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+                    s if s % 3600 == 0 => format!("{}h", s / 3600),
+                    s if s % 60 == 0 => format!("{}m", s / 60),
+                    s => format!("{s}s"),
+                }
+            }
+            Delivery::DailyAt(t) => format!("daily {}", t.strftime("%H:%M")),
+        }
+    }
+
     /// When a violation found at `now` is sent: at once, or at the end of
     /// the window it falls in (windows are aligned to the epoch, so every
     /// violation of the same window shares the instant and one digest).

@@ -14,8 +14,41 @@ fn when(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
+/// Says how many rows a list left out, so that a cut list is never read as
+/// the whole of it.
+pub(crate) fn more_not_shown(out: &mut String, total: i64, shown: usize, hint: &str) {
+    let rest = total - shown as i64;
+    if rest > 0 {
+        let _ = writeln!(out, "  … {rest} more not shown{hint}");
+    }
+}
+
+/// A route that mails digests, as `status` names it: its index (as stored
+/// with the outbox rows) and `to supervision · daily 09:00`.
+pub type DigestRoute = (usize, String);
+
+/// The digest routes of a configuration.
+pub fn digest_routes(routing: &super::route::Routing) -> Vec<DigestRoute> {
+    routing
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.delivery != super::route::Delivery::Immediate)
+        .map(|(i, r)| {
+            (
+                i,
+                format!("to {} · {}", r.to.join(", "), r.delivery.describe()),
+            )
+        })
+        .collect()
+}
+
 /// The report, as text.
-pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
+pub fn report(
+    db: &Path,
+    tz: &jiff::tz::TimeZone,
+    routes: &[DigestRoute],
+) -> Result<String, String> {
     if !db.exists() {
         return Err(format!(
             "{}: no state database (has `complyd run` been started with this configuration?)",
@@ -68,9 +101,11 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
+    let shown = rows.len();
     for (rule, key, wake) in rows {
         let _ = writeln!(out, "  {rule}  {key}  next check {}", when(Some(wake), tz));
     }
+    more_not_shown(&mut out, open, shown, "");
 
     let mut st = conn
         .prepare("SELECT status, COUNT(*) FROM violations GROUP BY status ORDER BY status")
@@ -109,25 +144,34 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         .map_err(q)?;
     if version >= 5 {
         outbox_v5(&conn, &mut out, tz).map_err(q)?;
+        digests(&conn, &mut out, tz, routes, Timestamp::now()).map_err(q)?;
     }
+    const RETRYING: &str = "FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL \
+                            AND last_error NOT LIKE 'not accepted for %'";
+    let retrying: i64 = conn
+        .query_row(&format!("SELECT COUNT(*) {RETRYING}"), [], |r| r.get(0))
+        .map_err(q)?;
     let mut st = conn
-        .prepare(
-            "SELECT id, attempts, last_error FROM outbox
-             WHERE last_error IS NOT NULL AND sent_at IS NULL AND last_error NOT LIKE 'not accepted for %'
-             ORDER BY id DESC LIMIT 5",
-        )
+        .prepare(&format!(
+            "SELECT id, attempts, last_error {RETRYING} ORDER BY id DESC LIMIT 5"
+        ))
         .map_err(q)?;
     let rows: Vec<(i64, i64, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
+    let shown = rows.len();
     for (id, attempts, err) in rows {
         let _ = writeln!(
             out,
             "  message {id}: {attempts} attempts, last error: {err}"
         );
     }
+    more_not_shown(&mut out, retrying, shown, " (complyd outbox list)");
 
+    let errors: i64 = conn
+        .query_row("SELECT COUNT(*) FROM errors", [], |r| r.get(0))
+        .map_err(q)?;
     let mut st = conn
         .prepare("SELECT at, source, message FROM errors ORDER BY id DESC LIMIT 10")
         .map_err(q)?;
@@ -140,11 +184,73 @@ pub fn report(db: &Path, tz: &jiff::tz::TimeZone) -> Result<String, String> {
         "\nrecent errors: {}",
         if rows.is_empty() { "none" } else { "" }
     );
+    let shown = rows.len();
     for (at, source, msg) in rows {
         let first = msg.lines().next().unwrap_or_default();
         let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
     }
+    more_not_shown(&mut out, errors, shown, "");
     Ok(out)
+}
+
+/// Each digest waiting to go out: when, and how many violations it holds;
+/// a digest route with nothing waiting says so (schema v5).
+fn digests(
+    conn: &Connection,
+    out: &mut String,
+    tz: &jiff::tz::TimeZone,
+    routes: &[DigestRoute],
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare(
+        "SELECT route, MIN(next_attempt), COUNT(*) FROM outbox
+         WHERE digest = 1 AND kind = 'violation' AND sent_at IS NULL AND failed = 0
+         GROUP BY route, window_end ORDER BY MIN(next_attempt), route",
+    )?;
+    let rows: Vec<(Option<i64>, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|r| r.collect())?;
+    if rows.is_empty() && routes.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "
+digests:"
+    );
+    let name = |route: Option<i64>| -> String {
+        let i = route.and_then(|r| usize::try_from(r).ok());
+        match routes.iter().find(|(n, _)| Some(*n) == i) {
+            Some((n, what)) => format!("route {} ({what})", n + 1),
+            None => match i {
+                Some(n) => format!("route {}", n + 1),
+                None => "the default route".into(),
+            },
+        }
+    };
+    for (route, at, n) in &rows {
+        let late = if *at < now.as_millisecond() {
+            " (due: sent as soon as the daemon runs and the server answers)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {n} violation{} waiting, goes out {}{late}",
+            name(*route),
+            if *n == 1 { "" } else { "s" },
+            when(Some(*at), tz)
+        );
+    }
+    for (i, _) in routes {
+        let queued = rows
+            .iter()
+            .any(|(r, _, _)| r.and_then(|r| usize::try_from(r).ok()) == Some(*i));
+        if !queued {
+            let _ = writeln!(out, "  {}: nothing waiting", name(i64::try_from(*i).ok()));
+        }
+    }
+    Ok(())
 }
 
 /// The mailer's pause and the recipients refused for good (schema v5).
@@ -177,14 +283,21 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
     }
     // Messages a recipient refused for good: sent to the others (or to
     // nobody: failed). `complyd outbox retry` sends them again.
-    let mut st = conn.prepare(
-        "SELECT MIN(id), COUNT(*), MAX(sent_at IS NOT NULL), rejected FROM outbox
-         WHERE rejected != '[]' GROUP BY COALESCE(message_id, 'row ' || id), rejected
-         ORDER BY MIN(id) DESC LIMIT 5",
+    const REJECTED: &str = "FROM outbox WHERE rejected != '[]' \
+                            GROUP BY COALESCE(message_id, 'row ' || id), rejected";
+    let messages: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM (SELECT 1 {REJECTED})"),
+        [],
+        |r| r.get(0),
     )?;
+    let mut st = conn.prepare(&format!(
+        "SELECT MIN(id), COUNT(*), MAX(sent_at IS NOT NULL), rejected {REJECTED}
+         ORDER BY MIN(id) DESC LIMIT 5"
+    ))?;
     let rows: Vec<(i64, i64, bool, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .and_then(|r| r.collect())?;
+    let shown = rows.len();
     for (id, n, sent, rejected) in rows {
         let rejected: Vec<(String, String)> = serde_json::from_str(&rejected).unwrap_or_default();
         let digest = if n > 1 {
@@ -200,5 +313,6 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
             );
         }
     }
+    more_not_shown(out, messages, shown, " (complyd outbox list --failed)");
     Ok(())
 }

@@ -34,11 +34,17 @@ pub fn list(
     limit: usize,
     tz: &jiff::tz::TimeZone,
 ) -> rusqlite::Result<String> {
-    let mut st = conn.prepare(
-        "SELECT id, status, severity, rule, subject, created, fingerprint FROM violations
-         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR rule = ?2)
-         ORDER BY id DESC LIMIT ?3",
+    const WHERE: &str =
+        "FROM violations WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR rule = ?2)";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) {WHERE}"),
+        params![status, rule],
+        |r| r.get(0),
     )?;
+    let mut st = conn.prepare(&format!(
+        "SELECT id, status, severity, rule, subject, created, fingerprint {WHERE}
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
     let rows = st.query_map(params![status, rule, limit as i64], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -51,6 +57,7 @@ pub fn list(
         ))
     })?;
     let mut out = String::new();
+    let mut shown = 0;
     for row in rows {
         let (id, status, sev, rule, subject, created, fp) = row?;
         let _ = writeln!(
@@ -58,7 +65,9 @@ pub fn list(
             "#{id}  {status}  {sev}  {rule}  {subject}  {}  {fp}",
             when(created, tz)
         );
+        shown += 1;
     }
+    super::status::more_not_shown(&mut out, total, shown, " (--limit N shows more)");
     Ok(out)
 }
 

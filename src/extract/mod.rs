@@ -48,10 +48,11 @@ pub struct TextUnit {
     pub field: Option<String>,
     /// For .srt/.vtt: the cue start time exactly as written in the file, e.g. "00:01:02,500".
     pub cue: Option<String>,
-    /// Source column of each character of `text`, plus one for the end, when
-    /// the text was unescaped from one source line (JSON strings, where `\n`
-    /// takes two columns and `\u6839` six). `None`: text is verbatim.
-    pub columns: Option<Vec<u32>>,
+    /// Source line and column of each character of `text`, plus one for
+    /// the end, when the text is not verbatim: unescaped JSON strings (where
+    /// `\n` takes two columns and `\u6839` six), WebVTT cues without their
+    /// tags and with entities decoded. `None`: text is verbatim.
+    pub columns: Option<Vec<(u32, u32)>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

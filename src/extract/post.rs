@@ -36,7 +36,10 @@ pub(crate) fn extract(source: &str) -> Result<Vec<TextUnit>, String> {
         }
         let found = positions.iter().find(|(f, _, _)| *f == field);
         let (line, column) = found.map_or((1, 1), |&(_, pos, _)| pos);
-        let columns = found.and_then(|(_, _, raw)| escape_columns(raw, column, text));
+        let columns = found.and_then(|(_, _, raw)| {
+            let cols = escape_columns(raw, column, text)?;
+            Some(cols.into_iter().map(|c| (line, c)).collect())
+        });
         units.push(TextUnit {
             text: text.to_owned(),
             line,
@@ -341,7 +344,8 @@ mod tests {
         let u = &units[0];
         assert_eq!(u.text, "a\n根治");
         // a at 14, \n at 15-16, \u6839 at 17-22, 治 at 23, end 24.
-        assert_eq!(u.columns.as_deref(), Some(&[14, 15, 17, 23, 24][..]));
+        let cols: Vec<(u32, u32)> = [14, 15, 17, 23, 24].map(|c| (1, c)).to_vec();
+        assert_eq!(u.columns, Some(cols));
     }
 
     #[test]

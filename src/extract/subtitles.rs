@@ -3,8 +3,11 @@
 //! Subtitle files in the wild are hand-edited and exported by a dozen
 //! tools, so parsing is lenient: anything that is not clearly structure
 //! (index, timing, VTT header/NOTE/STYLE/REGION) is treated as text to check.
-//! Cue text is kept verbatim, VTT tags included, because removing them
-//! would break the promise that columns point into the file.
+//! SRT cue text is kept verbatim. WebVTT cue text loses its markup — voice
+//! and class spans (`<v 主持人>`, `<c.yellow>`), inline timestamps
+//! (`<00:01.000>`) — and has its character references decoded (`&amp;`), as
+//! a player shows it; each character keeps its place in the file
+//! (`TextUnit::columns`), so findings still point into the file.
 
 use super::TextUnit;
 use super::text::numbered_lines;
@@ -49,6 +52,24 @@ fn extract(text: &str, flavor: Flavor) -> Vec<TextUnit> {
         let Some(&(line, _)) = text_lines.first() else {
             continue;
         };
+        if flavor == Flavor::Vtt
+            && let Some((text, columns)) = vtt_shown(text_lines)
+        {
+            let Some(&(line, column)) = columns.first() else {
+                continue;
+            };
+            if !text.trim().is_empty() {
+                units.push(TextUnit {
+                    text,
+                    line,
+                    column,
+                    field: None,
+                    cue,
+                    columns: Some(columns),
+                });
+            }
+            continue;
+        }
         let joined: Vec<&str> = text_lines.iter().map(|&(_, l)| l).collect();
         units.push(TextUnit {
             text: joined.join("\n"),
@@ -60,6 +81,80 @@ fn extract(text: &str, flavor: Flavor) -> Vec<TextUnit> {
         });
     }
     units
+}
+
+/// A WebVTT cue's text as shown: tags removed, character references
+/// decoded, with the line and column of each character (and of the end).
+/// `None` when the cue has neither (its text is verbatim).
+fn vtt_shown(lines: &[(u32, &str)]) -> Option<(String, Vec<(u32, u32)>)> {
+    if !lines.iter().any(|(_, l)| l.contains(['<', '&'])) {
+        return None;
+    }
+    let mut text = String::new();
+    let mut cols = Vec::new();
+    for (i, &(line, src)) in lines.iter().enumerate() {
+        let chars: Vec<char> = src.chars().collect();
+        let mut at = 0;
+        while at < chars.len() {
+            let column = at as u32 + 1;
+            match chars[at] {
+                // A tag (`<v`, `</c>`, `<i>`, `<00:01.000>`) runs to its `>`.
+                // Anything else with `<` is left as text: when in doubt,
+                // check more rather than hide words from the rules.
+                '<' if chars
+                    .get(at + 1)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '/')
+                    && let Some(len) = chars[at..].iter().position(|&c| c == '>') =>
+                {
+                    at += len + 1;
+                }
+                '&' if let Some((c, len)) = reference(&chars[at..]) => {
+                    if let Some(c) = c {
+                        text.push(c);
+                        cols.push((line, column));
+                    }
+                    at += len;
+                }
+                c => {
+                    text.push(c);
+                    cols.push((line, column));
+                    at += 1;
+                }
+            }
+        }
+        let end = (line, chars.len() as u32 + 1);
+        if i + 1 < lines.len() {
+            text.push('\n');
+        }
+        cols.push(end);
+    }
+    // Markup before the first character: the unit starts where text does.
+    Some((text, cols))
+}
+
+/// A character reference at the start of `s` (`&amp;`, `&#26681;`,
+/// `&#x6839;`): the character (none for the invisible direction marks) and
+/// how many source characters it takes.
+fn reference(s: &[char]) -> Option<(Option<char>, usize)> {
+    let end = s.iter().take(12).position(|&c| c == ';')?;
+    let name: String = s[1..end].iter().collect();
+    let c = match name.as_str() {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "nbsp" => Some('\u{a0}'),
+        "lrm" | "rlm" => None,
+        n => {
+            let code = match n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => n.strip_prefix('#')?.parse().ok()?,
+            };
+            Some(char::from_u32(code)?)
+        }
+    };
+    Some((c, end + 1))
 }
 
 /// Runs of non-blank lines; whitespace-only lines separate blocks too,
@@ -200,13 +295,57 @@ mod tests {
                    STYLE\n::cue { color: yellow }\n\n\
                    intro\n00:01.000 --> 00:04.000 align:start position:10%\n<v 主持人>根治失眠\n\n\
                    00:00:05.250 --> 00:00:07.000\n永不复发\n";
+        let units = extract_vtt(src);
+        assert_eq!(units.len(), 2);
         assert_eq!(
-            extract_vtt(src),
-            vec![
-                unit("<v 主持人>根治失眠", 11, Some("00:01.000")),
-                unit("永不复发", 14, Some("00:00:05.250")),
-            ]
+            (units[0].text.as_str(), units[0].line, units[0].column),
+            ("根治失眠", 11, 8)
         );
+        assert_eq!(units[1], unit("永不复发", 14, Some("00:00:05.250")));
+    }
+
+    #[test]
+    fn vtt_markup_is_stripped_and_references_decoded_keeping_positions() {
+        let src = "WEBVTT\n\n00:01.000 --> 00:04.000\n\
+                   <v.loud 主持人><c.yellow>根治</c>失眠 &amp; <00:02.000>焦虑\n\
+                   <i>三天&#x89c1;效</i>&lrm;\n";
+        let units = extract_vtt(src);
+        assert_eq!(units.len(), 1);
+        let u = &units[0];
+        assert_eq!(u.text, "根治失眠 & 焦虑\n三天见效");
+        let cols = u.columns.as_ref().unwrap();
+        assert_eq!(cols.len(), u.text.chars().count() + 1);
+        let lines: Vec<&str> = src.lines().collect();
+        // Every character shown is at its place in the file (decoded ones at
+        // their `&`).
+        for (c, &(line, col)) in u.text.chars().zip(cols.iter()) {
+            let at = lines[line as usize - 1].chars().nth(col as usize - 1);
+            match c {
+                '\n' => assert_eq!(at, None),
+                '&' | '见' => assert_eq!(at, Some('&')),
+                c => assert_eq!(at, Some(c), "{c} at {line}:{col}"),
+            }
+        }
+        assert_eq!(cols[0], (4, 23));
+        assert_eq!(
+            *cols.last().unwrap(),
+            (5, lines[4].chars().count() as u32 + 1)
+        );
+        // What a finding reports: the match's place in the file.
+        let rules = crate::rules::load(std::path::Path::new("rules")).unwrap();
+        let f = crate::check::check_units(&rules, std::path::Path::new("a.vtt"), &units, None);
+        let cure = f.iter().find(|f| f.matched == "根治").expect("根治 found");
+        // The span ends where the next shown character starts (after `</c>`).
+        assert_eq!((cure.line, cure.column, cure.end_column), (4, 23, 29));
+        assert_eq!(cure.matched, "根治");
+    }
+
+    #[test]
+    fn a_lone_angle_bracket_or_ampersand_is_text() {
+        let src = "WEBVTT\n\n00:01.000 --> 00:04.000\n1 < 2 & 3 > 0\n";
+        assert_eq!(extract_vtt(src)[0].text, "1 < 2 & 3 > 0");
+        let src = "WEBVTT\n\n00:01.000 --> 00:04.000\n<c></c>\n";
+        assert!(extract_vtt(src).is_empty());
     }
 
     #[test]

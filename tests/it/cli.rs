@@ -282,3 +282,75 @@ fn templates_are_written_out_for_editing_and_never_overwritten_by_accident() {
         .assert()
         .success();
 }
+
+/// What loads but will not work as meant is said by `check` (exit 0, at
+/// the configuration's line), logged by `run` and listed by `status`.
+#[test]
+fn missing_folders_logs_and_holidays_are_warned_about_by_check_run_and_status() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("logs")).unwrap();
+    // Holidays of 2025 only: the current year is missing.
+    let holidays = std::fs::read_to_string(root.join("data/holidays.yaml")).unwrap();
+    let only_2025 = &holidays[..holidays.find("\n  2026:").unwrap()];
+    write(tmp.path(), "holidays.yaml", only_2025);
+    let cfg = write(
+        tmp.path(),
+        "complyd.yaml",
+        &format!(
+            "rules: {}/rules\nwatch:\n  - path: drpo\nlogs: [logs/*.jsonl, audit/app.jsonl]\ncalendar:\n  holidays: holidays.yaml\n",
+            root.display()
+        ),
+    );
+    let out = complyd()
+        .arg("check")
+        .arg("--config")
+        .arg(&cfg)
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let at = |line: u32, col: u32| format!("{}:{line}:{col}: warning[missing-path]", cfg.display());
+    assert!(
+        err.contains(&format!("{}: watched folder ", at(3, 11))),
+        "{err}"
+    );
+    assert!(err.contains("drpo does not exist"), "{err}");
+    assert!(
+        err.contains(&format!("{}: no file matches log pattern ", at(4, 8))),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}: log ", at(4, 22))), "{err}");
+    assert!(err.contains("audit/app.jsonl does not exist"), "{err}");
+    assert!(
+        err.contains("holidays.yaml: warning[no-holidays]: no holidays for 20"),
+        "{err}"
+    );
+    assert!(err.contains("5 warnings"), "{err}");
+    assert!(err.contains("configuration valid"), "{err}");
+
+    let out = complyd()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("warning[missing-path]: watched folder"),
+        "{err}"
+    );
+    assert!(err.contains("warning[no-holidays]"), "{err}");
+
+    let out = complyd()
+        .arg("status")
+        .arg("--config")
+        .arg(&cfg)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("\nwarnings (complyd check shows them in full):\n"),
+        "{text}"
+    );
+    assert!(text.contains("warning[no-holidays]"), "{text}");
+    assert!(text.contains("audit/app.jsonl does not exist"), "{text}");
+}

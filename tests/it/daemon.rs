@@ -314,6 +314,45 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
         "{text}"
     );
     assert!(text.contains("open obligations: "), "{text}");
+    let open = count("SELECT COUNT(*) FROM obligations");
+    assert_eq!(
+        text.contains(&format!("… {} more not shown", open - 10)),
+        open > 10,
+        "{open} obligations, 10 listed: {text}"
+    );
+
+    // A list cut by --limit says how much it left out.
+    let listed = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("complyd")
+            .unwrap()
+            .args(&args[..1])
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args[1..])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let text = listed(&["violations", "list", "--limit", "2"]);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('#')).count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "… {} more not shown (--limit N shows more)",
+            violations - 2
+        )),
+        "{text}"
+    );
+    let text = listed(&["violations", "list", "--limit", "1000"]);
+    assert!(!text.contains("more not shown"), "{text}");
+    let text = listed(&["outbox", "list", "--limit", "1"]);
+    assert!(
+        text.contains(&format!("… {} more not shown", violations - 1)),
+        "{text}"
+    );
 }
 
 /// Waivers from waivers.yaml and from `complyd violations waive` keep
@@ -570,6 +609,8 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
     let opts = s.with_config(
         "state: state\nwatch: [{path: drop}]\nmail:\n  to: [fallback@example.com]\n  groups:\n    supervision: [jiandu@example.com]\n    content: [content@example.com]\n  routes:\n    - {severity: [critical], to: [supervision]}\n    - {to: [content], delivery: 30m}\n",
     );
+    let routes = complyd::daemon::status::digest_routes(&opts.config.daemon.mail.routing);
+    let db = opts.config.daemon.database();
     let clock = ManualClock::new(t("2026-03-02T10:07:00+08:00"));
     let h = run::start(opts, s.rules(), Arc::new(clock.clone()))
         .await
@@ -609,11 +650,25 @@ async fn routes_send_critical_at_once_and_the_rest_as_one_digest_per_window() {
         count("SELECT COUNT(*) FROM outbox WHERE digest = 1 AND sent_at IS NULL"),
         violations
     );
+    // `status` says when it goes out and how much waits in it.
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let status = complyd::daemon::status::report(&db, &tz, &routes).unwrap();
+    assert!(
+        status.contains(&format!(
+            "\ndigests:\n  route 2 (to content · 30m): {violations} violations waiting, goes out 2026-03-02 10:30:00"
+        )),
+        "{status}"
+    );
     clock.set(t("2026-03-02T10:30:01+08:00"));
     s.wait_for("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", |n| {
         n == 0
     })
     .await;
+    let status = complyd::daemon::status::report(&db, &tz, &routes).unwrap();
+    assert!(
+        status.contains("\ndigests:\n  route 2 (to content · 30m): nothing waiting\n"),
+        "{status}"
+    );
     let digests = mails(".digest.eml");
     assert_eq!(digests.len(), 1, "one digest for the window");
     assert!(
@@ -804,7 +859,7 @@ async fn problems_in_the_watched_folders_are_stored_and_shown_by_status() {
 
     let db = s.opts.config.daemon.database();
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
-    let text = complyd::daemon::status::report(&db, &tz).unwrap();
+    let text = complyd::daemon::status::report(&db, &tz, &[]).unwrap();
     let d = drop.display();
     for want in [
         format!("watch: {d}/loop: symlink loop: leads back to {d}"),

@@ -99,9 +99,15 @@ async fn english_mail_from_custom_templates_arrives_as_written() {
         let subject = m["subject"].as_str().unwrap();
         assert_eq!(
             subject,
+            // The file relative to its watched folder (stored absolute).
             format!(
                 "[en/violation] {tier} · {message} · {}",
-                record["subject"].as_str().unwrap()
+                record["subject"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit_once("/drop/")
+                    .unwrap()
+                    .1
             ),
         );
         let raw = m["raw_subject"].as_str().unwrap();

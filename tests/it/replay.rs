@@ -310,3 +310,17 @@ fn both_review_stages_by_one_person_is_flagged_but_two_people_pass() {
     let (v, _, _) = replay(&two, "2026-03-02T18:00:00+08:00");
     assert!(of_rule(&v, "two-stage-review").is_empty(), "{v:?}");
 }
+
+#[test]
+fn a_missed_deadline_is_explained_in_natural_chinese() {
+    let (v, _, _) = replay(
+        &question("2026-03-06T10:00:00+08:00", "t1"),
+        "2026-03-06T18:00:00+08:00",
+    );
+    let r = of_rule(&v, "reply-general-1h");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(
+        r[0]["detail"],
+        "回复应在1个工作小时内完成，截至2026-03-06 11:00仍未完成"
+    );
+}

@@ -319,6 +319,7 @@ impl Setup {
         complyd::daemon::status::report(
             &self.opts.config.daemon.database(),
             &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
+            &[],
         )
         .unwrap()
     }

@@ -37,6 +37,7 @@ pub fn load(
         language: s.language,
         routes: s.routes,
         custom: None,
+        roots: Vec::new(),
     };
     if let Some((dir, pos)) = s.dir {
         let before = diags.len();
@@ -47,7 +48,7 @@ pub fn load(
             }
         }
         if diags.len() == before {
-            let mut found = Vec::new();
+            let mut found = unknown_files(&files);
             for lang in Lang::ALL {
                 found.extend(unsafe_blocks(&files[lang.index()]));
             }
@@ -58,7 +59,7 @@ pub fn load(
             // Compiled and rendered even so, to report every error at once.
             let custom = compile(dir, files, diags);
             if safe {
-                set.custom = custom;
+                set.custom = custom.map(Arc::new);
             }
         }
     }
@@ -141,6 +142,69 @@ fn read_dir(
     out
 }
 
+/// Files that are neither one of the nine templates nor included by one of
+/// the folder's files: most likely a misspelt name (`violaton.html`),
+/// which would otherwise be ignored while the built-in file is used.
+fn unknown_files(files: &[BTreeMap<String, (PathBuf, String)>; 2]) -> Vec<Diagnostic> {
+    static QUOTED: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r#""([^"\n]+)"|'([^'\n]+)'"#).expect("valid"));
+    let mut used = std::collections::HashSet::new();
+    for per_lang in files {
+        for (_, src) in per_lang.values() {
+            for c in QUOTED.captures_iter(src) {
+                if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+                    used.insert(m.as_str().to_string());
+                }
+            }
+        }
+    }
+    let mut out: Vec<Diagnostic> = Vec::new();
+    for (name, (path, _)) in files.iter().flatten() {
+        if FILES.contains(&name.as_str())
+            || used.contains(name)
+            || out.iter().any(|d| d.path == *path)
+        {
+            continue;
+        }
+        let mut d = Diagnostic::new(
+            path,
+            Pos::FILE,
+            Code::TemplateUnknownFile,
+            format!(
+                "`{name}` is not a mail template, and no template includes it: it would be ignored"
+            ),
+        );
+        if let Some(close) = FILES.iter().find(|f| edit_distance(f, name) <= 2) {
+            d = d.with_note(format!("did you mean `{close}`?"));
+        }
+        out.push(d.with_note(format!(
+            "the templates are {}; another file is used only when a template includes it ({{% include \"{name}\" %}})",
+            FILES.join(", ")
+        )));
+    }
+    out
+}
+
+/// Levenshtein distance, for the suggestion of a misspelt file name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// `{% autoescape %}` blocks, which would turn content into markup.
 fn unsafe_blocks(files: &BTreeMap<String, (PathBuf, String)>) -> Vec<Diagnostic> {
     static RE: LazyLock<regex::Regex> =
@@ -217,7 +281,7 @@ fn check(envs: &Envs, lang: Lang) -> Vec<(Error, &'static str, String)> {
         for (n, item) in items.iter().enumerate() {
             let mut item = item.clone();
             item.kind = kind.into();
-            let ctx = Value::from(Serde(view::single(&item, lang)));
+            let ctx = Value::from(Serde(view::single(&item, lang, &[])));
             let which = if n == 0 {
                 "every field"
             } else {
@@ -229,7 +293,7 @@ fn check(envs: &Envs, lang: Lang) -> Vec<(Error, &'static str, String)> {
         }
     }
     for batch in [&items[..], &items[1..]] {
-        if let Some(d) = view::digest(batch, lang) {
+        if let Some(d) = view::digest(batch, lang, &[]) {
             for (e, file) in envs.render_each(DIGEST, &Value::from(Serde(d))) {
                 errors.push((e, file, format!("a digest of {}", batch.len())));
             }
@@ -307,8 +371,9 @@ pub(super) fn diagnostic(
     let mut d = Diagnostic::new(&path, pos, code, message);
     if code == Code::TemplateUndefined {
         d = d.with_note(
-            "single mails have `kind` and `v`, digests `items`, `count`, `worst` and \
-             `subjects`, all templates `lang`; see docs/mail.md for the fields of a violation",
+            "single mails have `kind` and `v`, digests `items`, `count`, `worst`, \
+             `subjects`, `by_severity`, `by_rule`, `full` and `page`, all templates `lang`; see docs/mail.md \
+             for the fields of a violation",
         );
     }
     if code == Code::TemplateUnknown && e.detail().is_some_and(|d| d.contains("safe")) {
@@ -588,5 +653,35 @@ mod tests {
         std::fs::create_dir(dir.path().join("templates")).unwrap();
         let (d, _) = load_dir(dir.path(), Lang::Zh).unwrap_err();
         assert!(d[0].message.contains("no template files"), "{d:?}");
+    }
+
+    #[test]
+    fn a_misspelt_file_is_an_error_and_an_included_partial_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("templates/zh/violaton.html", "<p>{{ v.rule }}</p>\n"),
+                ("templates/footer.txt", "—— 内部监督小组\n"),
+                (
+                    "templates/en/mail.txt",
+                    "{{ v.rule }}\n{% include \"footer.txt\" %}",
+                ),
+            ],
+        );
+        let (d, _) = load_dir(dir.path(), Lang::Zh).unwrap_err();
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].code, Code::TemplateUnknownFile);
+        assert_eq!(d[0].path, dir.path().join("templates/zh/violaton.html"));
+        assert!(
+            d[0].notes[0].contains("did you mean `violation.html`?"),
+            "{d:?}"
+        );
+        assert!(
+            d[0].notes[1].contains("violation.txt, violation.html"),
+            "{d:?}"
+        );
+        std::fs::remove_file(dir.path().join("templates/zh/violaton.html")).unwrap();
+        assert!(load_dir(dir.path(), Lang::Zh).is_ok());
     }
 }

@@ -87,7 +87,13 @@ pub fn export(dir: &Path, lang: Option<Lang>, force: bool) -> Result<Vec<PathBuf
 }
 
 /// The kinds of single mails.
-pub(super) const KINDS: [&str; 4] = ["violation", "reopened", "retraction", "reminder"];
+pub(super) const KINDS: [&str; 5] = [
+    "violation",
+    "reopened",
+    "retraction",
+    "reminder",
+    "config-error",
+];
 
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +214,9 @@ fn environment(lang: Lang, html: bool) -> Environment<'static> {
     env.add_filter("short", |v: Value, n: usize| {
         text_filter(&v, |s| view::short(s, n))
     });
+    env.add_filter("short_path", |v: Value, n: usize| {
+        text_filter(&v, |s| view::short_path(s, n))
+    });
     env.add_filter("datetime", move |v: Value| {
         text_filter(&v, |s| view::datetime(s, lang))
     });
@@ -258,12 +267,14 @@ pub(super) struct Custom {
     pub(super) envs: [Envs; 2],
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Set {
     pub(super) language: Lang,
     /// Each route's `language`, by route index.
     pub(super) routes: Vec<Option<Lang>>,
-    pub(super) custom: Option<Custom>,
+    pub(super) custom: Option<Arc<Custom>>,
+    /// The watched folders, that file subjects are shown relative to.
+    pub(super) roots: Vec<PathBuf>,
 }
 
 impl Set {
@@ -323,6 +334,18 @@ impl Templates {
         self.current().custom.as_ref().map(|c| c.dir.clone())
     }
 
+    /// Shows file subjects relative to these watched folders. For a
+    /// configuration being loaded (these templates are not yet shared).
+    pub fn set_watch_roots(&mut self, roots: Vec<PathBuf>) {
+        let mut set = (*self.current()).clone();
+        // As the watcher names the files it finds (absolute, not resolved).
+        set.roots = roots
+            .iter()
+            .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone()))
+            .collect();
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+    }
+
     /// Puts these (newly loaded) templates in force for every holder of
     /// `running` — the mailer keeps the mail configuration it started
     /// with — and makes this one of them.
@@ -336,7 +359,7 @@ impl Templates {
     pub fn single(&self, item: &OutboxItem) -> Parts {
         let set = self.current();
         let lang = set.language_for(item.route);
-        let ctx = Value::from(Serde(view::single(item, lang)));
+        let ctx = Value::from(Serde(view::single(item, lang, &set.roots)));
         let what = format!("violation {} ({})", item.record.fingerprint, item.kind);
         set.render(lang, SINGLE, &ctx, &what)
             .unwrap_or_else(|| last_resort(std::slice::from_ref(item)))
@@ -346,7 +369,7 @@ impl Templates {
     pub fn digest(&self, items: &[OutboxItem]) -> Parts {
         let set = self.current();
         let lang = set.language_for(items.first().and_then(|i| i.route));
-        let Some(d) = view::digest(items, lang) else {
+        let Some(d) = view::digest(items, lang, &set.roots) else {
             return last_resort(items);
         };
         let ctx = Value::from(Serde(d));
@@ -372,6 +395,7 @@ impl PartialEq for Templates {
         let (a, b) = (self.current(), other.current());
         a.language == b.language
             && a.routes == b.routes
+            && a.roots == b.roots
             && a.custom.as_ref().map(|c| (&c.dir, &c.files))
                 == b.custom.as_ref().map(|c| (&c.dir, &c.files))
     }
@@ -400,9 +424,9 @@ fn last_resort(items: &[OutboxItem]) -> Parts {
         [one] => format!(
             "【合规告警】{} · {}",
             view::short(&one.record.message, 30),
-            view::short(&one.record.subject, 40)
+            view::short_path(&one.record.subject, 40)
         ),
-        _ => format!("【合规告警】{} 条", items.len()),
+        _ => format!("【合规告警】{}条", items.len()),
     };
     Parts {
         subject,
@@ -440,7 +464,8 @@ mod tests {
     #[test]
     fn the_english_mail_of_each_kind_and_digest() {
         let t = templates(Lang::En, Vec::new());
-        for kind in KINDS {
+        // The config-error mail has its own record: in daemon::mail's tests.
+        for kind in KINDS.into_iter().filter(|k| *k != "config-error") {
             let [full, bare] = items(kind);
             insta::assert_snapshot!(format!("en_{kind}_full"), shown(&t.single(&full)));
             insta::assert_snapshot!(format!("en_{kind}_bare"), shown(&t.single(&bare)));
@@ -475,7 +500,12 @@ mod tests {
             "[Compliance alert] Notice · 未经审核发布 · ks-main"
         );
         assert!(p.text.contains("Message:     未经审核发布\n"), "{}", p.text);
-        assert!(p.html.contains("<td>未经审核发布</td>"), "{}", p.html);
+        assert!(
+            p.html
+                .contains("<td style=\"overflow-wrap:anywhere\">未经审核发布</td>"),
+            "{}",
+            p.html
+        );
         assert!(p.html.contains("<html lang=\"en\">"), "{}", p.html);
     }
 
@@ -519,6 +549,63 @@ mod tests {
         running = loaded;
         templates(Lang::Zh, Vec::new()).take_over(&running);
         assert_eq!(mailer.language(), Lang::Zh);
+    }
+
+    #[test]
+    fn a_file_is_named_relative_to_its_folder_and_a_long_path_keeps_its_file_name() {
+        let mut t = templates(Lang::Zh, Vec::new());
+        t.set_watch_roots(vec![PathBuf::from("/srv/complyd/content-drop")]);
+        let [mut full, _] = items("violation");
+        full.record.subject =
+            "/srv/complyd/content-drop/2026/03/第一季度/春季新品推广活动素材/第二批修改稿/主播口播/直播脚本定稿.md".into();
+        let p = t.single(&full);
+        assert!(
+            p.subject.ends_with(
+                " · …/第一季度/春季新品推广活动素材/第二批修改稿/主播口播/直播脚本定稿.md"
+            ),
+            "{}",
+            p.subject
+        );
+        assert!(
+            p.text
+                .contains("对象：2026/03/第一季度/春季新品推广活动素材/第二批修改稿/主播口播/直播脚本定稿.md\n"),
+            "{}",
+            p.text
+        );
+        // Where it is stays whole, to find the file.
+        assert!(
+            p.text.contains("位置：drop/春季新品.srt:12:9"),
+            "{}",
+            p.text
+        );
+    }
+
+    #[test]
+    fn every_table_cell_may_break_a_long_path_on_a_phone() {
+        for lang in Lang::ALL {
+            let t = templates(lang, Vec::new());
+            let mut html: Vec<String> = KINDS
+                .iter()
+                .flat_map(|k| items(k).map(|i| t.single(&i).html))
+                .collect();
+            html.push(t.digest(&items("violation")).html);
+            for h in html {
+                let cells = h.matches("<td").count();
+                // A config-error mail has its diagnostics in a <pre> instead.
+                assert!(
+                    cells > 0
+                        || h.contains(
+                            "<pre style=\"white-space:pre-wrap;overflow-wrap:anywhere\">"
+                        ),
+                    "{h}"
+                );
+                let wrapping = h.matches("<td style=\"overflow-wrap:anywhere\"").count()
+                    + h.matches("<td style=\"white-space:pre-wrap;overflow-wrap:anywhere\"")
+                        .count();
+                assert_eq!(wrapping, cells, "{h}");
+                assert!(h.contains("max-width:40em;overflow-wrap:anywhere"), "{h}");
+            }
+        }
     }
 
     #[test]

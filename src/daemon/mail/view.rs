@@ -4,8 +4,12 @@
 //! thing), so templates run with strict undefined checking and a typo in a
 //! variable name is an error, not an empty line.
 
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
+use super::super::core::CONFIG_ERROR;
 use super::super::record::Record;
 use super::super::store::OutboxItem;
 use crate::finding::Severity;
@@ -63,7 +67,8 @@ pub(super) struct Violation<'a> {
     message_en: Option<&'a str>,
     clause: &'a [String],
     tags: &'a [String],
-    subject: &'a str,
+    /// What it is about; a file relative to its watched folder.
+    subject: Cow<'a, str>,
     location: &'a [String],
     cue: Option<&'a str>,
     field: Option<&'a str>,
@@ -86,7 +91,21 @@ struct Highlight<'a> {
     after: &'a str,
 }
 
-pub(super) fn violation(r: &Record, lang: Lang) -> Violation<'_> {
+/// A file's path relative to the watched folder it is in (the deepest one
+/// when folders nest): `2026/春季新品.srt`, not the absolute path that the
+/// violation stores. Anything else (an account, a thread) unchanged.
+pub(super) fn relative<'a>(subject: &'a str, roots: &[PathBuf]) -> Cow<'a, str> {
+    roots
+        .iter()
+        .filter_map(|root| Path::new(subject).strip_prefix(root).ok())
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .min_by_key(|rel| rel.components().count())
+        .map_or(Cow::Borrowed(subject), |rel| {
+            Cow::Owned(rel.display().to_string())
+        })
+}
+
+pub(super) fn violation<'a>(r: &'a Record, lang: Lang, roots: &[PathBuf]) -> Violation<'a> {
     let message = match lang {
         Lang::En => r.message_en.as_deref().unwrap_or(&r.message),
         Lang::Zh => &r.message,
@@ -111,7 +130,7 @@ pub(super) fn violation(r: &Record, lang: Lang) -> Violation<'_> {
         message_en: r.message_en.as_deref(),
         clause: &r.clause,
         tags: &r.tags,
-        subject: &r.subject,
+        subject: relative(&r.subject, roots),
         location: &r.location,
         cue: r.cue.as_deref(),
         field: r.field.as_deref(),
@@ -153,39 +172,126 @@ fn severity_name(s: Severity, lang: Lang) -> &'static str {
 /// The variables of a single mail.
 #[derive(Debug, Serialize)]
 pub(super) struct Single<'a> {
-    /// `violation`, `reopened`, `retraction` or `reminder`.
+    /// `violation`, `reopened`, `retraction`, `reminder` or `config-error`.
     kind: &'a str,
     v: Violation<'a>,
 }
 
-pub(super) fn single(item: &OutboxItem, lang: Lang) -> Single<'_> {
-    Single {
-        kind: &item.kind,
-        v: violation(&item.record, lang),
+pub(super) fn single<'a>(item: &'a OutboxItem, lang: Lang, roots: &[PathBuf]) -> Single<'a> {
+    let mut v = violation(&item.record, lang, roots);
+    // Rules or configuration that failed to reload are not a content
+    // violation: their own mail, about the file in error.
+    let kind = if item.record.rule == CONFIG_ERROR && item.kind == "violation" {
+        if let Some(file) = item.record.location.first().and_then(|l| file_in_error(l)) {
+            v.subject = Cow::Borrowed(file);
+        }
+        CONFIG_ERROR
+    } else {
+        &item.kind
+    };
+    Single { kind, v }
+}
+
+/// The file of a diagnostic line: `rules/a.yaml` of
+/// `rules/a.yaml:3:5: error[missing-key]: …` (or of `dir: error[…]: …`).
+pub(super) fn file_in_error(line: &str) -> Option<&str> {
+    let (at, _) = line.split_once(": error[")?;
+    let mut rest = at;
+    // `:line:col` when the diagnostic has a place in the file.
+    for _ in 0..2 {
+        match rest.rsplit_once(':') {
+            Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                rest = head
+            }
+            _ => break,
+        }
     }
+    Some(rest).filter(|f| !f.is_empty())
 }
 
 /// The variables of a digest.
 #[derive(Debug, Serialize)]
 pub(super) struct Digest<'a> {
+    /// Most severe first, then by rule (in the order found within a rule).
     items: Vec<Violation<'a>>,
     count: usize,
     /// The most severe violation (the first of them when several are).
     worst: Violation<'a>,
     /// The distinct subjects (files, accounts, threads), sorted.
-    subjects: Vec<&'a str>,
+    subjects: Vec<Cow<'a, str>>,
+    /// How many of each severity, most severe first (only those present).
+    by_severity: Vec<SeverityCount>,
+    /// How many of each rule (and severity, should a reload have changed
+    /// it), in the order of `items`.
+    by_rule: Vec<RuleCount<'a>>,
+    /// The digest holds as many violations as one can (`page`): more of the
+    /// same window, if any, come in another digest.
+    full: bool,
+    /// The most violations one digest holds.
+    page: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SeverityCount {
+    severity: &'static str,
+    severity_name: &'static str,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleCount<'a> {
+    rule: &'a str,
+    /// The rule's message in the mail's language.
+    message: &'a str,
+    severity_name: &'static str,
+    count: usize,
 }
 
 /// `None` for an empty list.
-pub(super) fn digest(items: &[OutboxItem], lang: Lang) -> Option<Digest<'_>> {
-    let worst = items.iter().min_by_key(|i| i.record.severity)?;
-    let subjects: std::collections::BTreeSet<&str> =
-        items.iter().map(|i| i.record.subject.as_str()).collect();
+pub(super) fn digest<'a>(
+    items: &'a [OutboxItem],
+    lang: Lang,
+    roots: &[PathBuf],
+) -> Option<Digest<'a>> {
+    // A supervisor reads the worst first; within a severity, one rule's
+    // violations together (a stable sort keeps each rule's in order found).
+    let mut sorted: Vec<&Record> = items.iter().map(|i| &i.record).collect();
+    sorted.sort_by(|a, b| (a.severity, &a.rule).cmp(&(b.severity, &b.rule)));
+    let worst = *sorted.first()?;
+    let items: Vec<Violation<'_>> = sorted.iter().map(|r| violation(r, lang, roots)).collect();
+    let subjects: std::collections::BTreeSet<Cow<'_, str>> =
+        items.iter().map(|v| v.subject.clone()).collect();
+    let mut by_severity: Vec<SeverityCount> = Vec::new();
+    let mut by_rule: Vec<RuleCount<'_>> = Vec::new();
+    for v in &items {
+        match by_severity.last_mut() {
+            Some(c) if c.severity == v.severity => c.count += 1,
+            _ => by_severity.push(SeverityCount {
+                severity: v.severity,
+                severity_name: v.severity_name,
+                count: 1,
+            }),
+        }
+        match by_rule.last_mut() {
+            Some(c) if (c.rule, c.severity_name) == (v.rule, v.severity_name) => c.count += 1,
+            _ => by_rule.push(RuleCount {
+                rule: v.rule,
+                message: v.message,
+                severity_name: v.severity_name,
+                count: 1,
+            }),
+        }
+    }
+    let page = super::super::mailer::PAGE;
     Some(Digest {
-        items: items.iter().map(|i| violation(&i.record, lang)).collect(),
+        full: items.len() >= page,
+        page,
         count: items.len(),
-        worst: violation(&worst.record, lang),
+        items,
+        worst: violation(worst, lang, roots),
         subjects: subjects.into_iter().collect(),
+        by_severity,
+        by_rule,
     })
 }
 
@@ -203,6 +309,35 @@ pub fn short(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// The `short_path(n)` filter, for subjects: one line, at most `n`
+/// characters, cut from the left at a `/` so that the file name stays
+/// (`…/2026/春季新品.srt`); a name longer than `n` alone keeps its start and
+/// its end (`春季新品…第三版.srt`).
+pub fn short_path(s: &str, n: usize) -> String {
+    let s = short(s, usize::MAX);
+    let len = |t: &str| t.chars().count();
+    if len(&s) <= n {
+        return s;
+    }
+    let name = s.rsplit('/').next().unwrap_or(&s);
+    if len(name) + 2 > n {
+        let keep = n.saturating_sub(1);
+        let (head, tail) = (keep - keep / 2, keep / 2);
+        let start: String = name.chars().take(head).collect();
+        let end: String = name.chars().skip(len(name) - tail).collect();
+        return format!("{start}…{end}");
+    }
+    // The longest tail of whole components that fits after `…/`.
+    let mut from = s.len() - name.len();
+    while let Some(i) = s[..from.saturating_sub(1)].rfind('/') {
+        if len(&s[i + 1..]) + 2 > n {
+            break;
+        }
+        from = i + 1;
+    }
+    format!("…/{}", &s[from..])
 }
 
 /// The `datetime` filter: a stored time (`2026-03-02 10:30`, or RFC 3339)
@@ -312,7 +447,7 @@ mod tests {
     #[test]
     fn english_falls_back_to_the_chinese_message_and_the_match_is_cut_out() {
         let [full, bare] = samples();
-        let v = violation(&full, Lang::En);
+        let v = violation(&full, Lang::En, &[]);
         assert_eq!(v.message, "Disease treatment claims");
         assert_eq!((v.tier, v.severity_name), ("Prohibited", "Critical"));
         let h = v.highlight.unwrap();
@@ -320,10 +455,78 @@ mod tests {
             (h.before, h.matched, h.after),
             ("这款产品可以", "根治", "高血压，欢迎购买")
         );
-        let v = violation(&bare, Lang::En);
+        let v = violation(&bare, Lang::En, &[]);
         assert_eq!(v.message, "未经审核发布");
         assert!(v.highlight.is_none());
         assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
         assert_eq!(short("宣称治愈疾病", 4), "宣称治愈…");
+    }
+
+    #[test]
+    fn a_digest_lists_the_worst_first_then_by_rule_and_counts_them() {
+        let [full, bare] = samples();
+        let mut other = full.clone();
+        other.rule = "absolute-terms".into();
+        other.severity = Severity::High;
+        let mut later = full.clone();
+        later.fingerprint = "later".into();
+        let items: Vec<OutboxItem> = [bare, full, other.clone(), later, other]
+            .into_iter()
+            .map(|r| OutboxItem::new(1, "violation", r))
+            .collect();
+        let d = digest(&items, Lang::Zh, &[]).unwrap();
+        let order: Vec<(&str, &str)> = d.items.iter().map(|v| (v.rule, v.fingerprint)).collect();
+        assert_eq!(
+            order,
+            [
+                ("cure-claims", "0123456789abcdef0123456789abcdef"),
+                ("cure-claims", "later"),
+                ("absolute-terms", "0123456789abcdef0123456789abcdef"),
+                ("absolute-terms", "0123456789abcdef0123456789abcdef"),
+                (
+                    "publish-without-approval",
+                    "fedcba9876543210fedcba9876543210"
+                ),
+            ]
+        );
+        let sev: Vec<(&str, usize)> = d
+            .by_severity
+            .iter()
+            .map(|c| (c.severity_name, c.count))
+            .collect();
+        assert_eq!(sev, [("严重", 2), ("高", 2), ("低", 1)]);
+        let rules: Vec<(&str, usize)> = d.by_rule.iter().map(|c| (c.rule, c.count)).collect();
+        assert_eq!(
+            rules,
+            [
+                ("cure-claims", 2),
+                ("absolute-terms", 2),
+                ("publish-without-approval", 1)
+            ]
+        );
+        assert_eq!(d.worst.rule, "cure-claims");
+        assert!(!d.full);
+        let many: Vec<OutboxItem> = (0..super::super::super::mailer::PAGE)
+            .map(|i| OutboxItem::new(i as i64, "violation", samples()[1].clone()))
+            .collect();
+        assert!(digest(&many, Lang::Zh, &[]).unwrap().full);
+    }
+
+    #[test]
+    fn subjects_are_relative_to_their_folder_and_cut_from_the_left() {
+        let roots = [PathBuf::from("/srv/drop"), PathBuf::from("/srv/drop/live")];
+        assert_eq!(relative("/srv/drop/2026/a.srt", &roots), "2026/a.srt");
+        assert_eq!(relative("/srv/drop/live/b.md", &roots), "b.md");
+        assert_eq!(relative("/srv/dropped/c.md", &roots), "/srv/dropped/c.md");
+        assert_eq!(relative("ks-main", &roots), "ks-main");
+        let p = "/srv/content/drop/2026/03/春季新品推广/直播脚本.md";
+        assert_eq!(short_path(p, 100), p);
+        assert_eq!(short_path(p, 20), "…/03/春季新品推广/直播脚本.md");
+        assert_eq!(short_path(p, 12), "…/直播脚本.md");
+        assert_eq!(
+            short_path("a/非常非常长的文件名称第三版.srt", 9),
+            "非常非常….srt"
+        );
+        assert!(short_path(p, 20).chars().count() <= 20);
     }
 }

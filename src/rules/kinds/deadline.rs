@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::EventSpec;
+use super::{EventSpec, wording};
 use crate::calendar::Clock;
 use crate::diag::Pos;
 use crate::engine::{Effect, EvalCx, EventCheck, LATE_RETENTION, Obligation};
@@ -109,13 +109,11 @@ impl EventCheck for DeadlineCheck {
             cx.state.remove_obligation(&ob.rule, &ob.key);
             return;
         }
-        let detail = format!(
-            "应在 {} {}内{}，截至 {} 仍未完成",
-            humanize(self.within),
-            clock_zh(self.clock),
-            crate::event::label_zh(&self.stop.kind),
-            crate::engine::local_time(&cx.env.calendar, ob.due)
-        );
+        let within = wording::span(self.within, self.clock);
+        let due = crate::engine::local_time(&cx.env.calendar, ob.due);
+        // The English detail (`.en`) needs a field on engine::Violation to
+        // reach English mail; until then the violation carries the Chinese.
+        let detail = wording::deadline(&self.stop.kind, &within, &due).zh;
         cx.violation(
             ob.subject.clone(),
             ob.due,
@@ -140,23 +138,4 @@ impl EventCheck for DeadlineCheck {
 /// then stands without a late mark).
 fn late_key(key: &str) -> String {
     format!("{key}\u{1e}late")
-}
-
-pub fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    if s.is_multiple_of(86_400) {
-        format!("{} 天", s / 86_400)
-    } else if s.is_multiple_of(3600) {
-        format!("{} 小时", s / 3600)
-    } else {
-        format!("{} 分钟", s / 60)
-    }
-}
-
-pub fn clock_zh(c: Clock) -> &'static str {
-    match c {
-        Clock::Wall => "自然时间",
-        Clock::WorkingHours => "工作时间",
-        Clock::WorkingDays => "工作日",
-    }
 }

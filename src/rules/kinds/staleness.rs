@@ -8,12 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::EventSpec;
-use super::deadline::{clock_zh, humanize};
+use super::{EventSpec, wording};
 use crate::calendar::Clock;
 use crate::diag::{Code, Pos};
 use crate::engine::{EvalCx, EventCheck, Obligation, local_time};
-use crate::event::{Event, label_zh};
+use crate::event::Event;
 use crate::rules::compile::{Cx, pos_of};
 use crate::rules::cond::{EventMatch, RawEventMatch, compile_duration, compile_match};
 
@@ -131,19 +130,10 @@ impl EventCheck for StalenessCheck {
 
     fn on_due(&self, cx: &mut EvalCx<'_>, mut ob: Obligation) {
         let since = local_time(&cx.env.calendar, ob.started);
-        let period = format!("{} {}", humanize(self.every), clock_zh(self.clock));
-        let detail = if ob.evidence.is_empty() {
-            // A roster subject never seen: counted from the start of watching.
-            format!(
-                "自 {since} 起没有{}，已超过 {period}",
-                label_zh(&self.event.kind)
-            )
-        } else {
-            format!(
-                "最近一次{}在 {since}，已超过 {period}",
-                label_zh(&self.event.kind)
-            )
-        };
+        let period = wording::span(self.every, self.clock);
+        // A roster subject never seen is counted from the start of watching.
+        // Only the Chinese reaches the violation (see deadline.rs).
+        let detail = wording::stale(&self.event.kind, !ob.evidence.is_empty(), &since, &period).zh;
         cx.violation(
             ob.subject.clone(),
             ob.due,
