@@ -196,6 +196,8 @@ pub struct Violation {
     pub due: Option<Timestamp>,
     pub evidence: Vec<Evidence>,
     pub detail: Option<String>,
+    /// The detail for English mail.
+    pub detail_en: Option<String>,
     /// For content rules applied to an event's text: the matched text.
     pub matched: Option<String>,
     /// The rule's suggestion (how to put it right), when it has one.
@@ -204,6 +206,8 @@ pub struct Violation {
 
 /// What evaluating one input produced.
 #[derive(Debug, Clone, PartialEq)]
+// Most effects are violations: boxing them would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum Effect {
     Violation(Violation),
     /// An obligation reported as violated was discharged after its due
@@ -257,8 +261,12 @@ impl<'a> EvalCx<'a> {
         at: Timestamp,
         due: Option<Timestamp>,
         evidence: Vec<Evidence>,
-        detail: Option<String>,
+        detail: Option<crate::rules::kinds::wording::Detail>,
     ) {
+        let (detail, detail_en) = match detail {
+            Some(d) => (Some(d.zh), Some(d.en)),
+            None => (None, None),
+        };
         self.effects.push(Effect::Violation(Violation {
             rule: self.meta.id.clone(),
             severity: self.meta.severity,
@@ -271,6 +279,7 @@ impl<'a> EvalCx<'a> {
             due,
             evidence,
             detail,
+            detail_en,
             matched: None,
             suggestion: self.meta.suggestion.clone(),
         }));
@@ -408,6 +417,7 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
             due: None,
             evidence: vec![ev.evidence.clone()],
             detail: f.detail,
+            detail_en: None,
             matched: Some(f.matched),
             suggestion: f.suggestion,
         }));

@@ -270,7 +270,7 @@ pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: b
         Ok(v) => v,
         Err(code) => return code,
     };
-    // Logged once at start; a reload's are not yet (daemon::run).
+    // Logged at start, and again by each reload (daemon::run).
     for w in cfg.warnings(jiff::Timestamp::now()) {
         tracing::warn!("{}", w.header());
     }

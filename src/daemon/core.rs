@@ -710,6 +710,7 @@ impl Core {
             matched: None,
             excerpt: None,
             detail: Some(diagnostics.to_string()),
+            detail_en: None,
             cue: None,
             field: None,
             waiver: None,

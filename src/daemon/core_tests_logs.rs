@@ -258,6 +258,18 @@ fn deadlines_fire_at_due_plus_lateness_and_late_replies_are_marked() {
     assert_eq!(count(&run.core, "SELECT COUNT(*) FROM violations"), 0);
     assert_eq!(run.core.tick(fire).unwrap(), 1);
     assert_eq!(status_of(&run.core, "reply-general-1h", "t1"), ["open"]);
+    let data: String = run
+        .core
+        .store()
+        .conn()
+        .query_row("SELECT data FROM violations", [], |r| r.get(0))
+        .unwrap();
+    let record: Record = serde_json::from_str(&data).unwrap();
+    assert!(record.detail.unwrap().contains("工作小时"));
+    assert!(
+        record.detail_en.unwrap().contains("working hour"),
+        "for English mail"
+    );
     assert_eq!(outbox(&run.core), (1, 0));
     assert_eq!(run.core.tick(fire).unwrap(), 0);
 

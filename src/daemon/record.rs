@@ -43,6 +43,9 @@ pub struct Record {
     pub excerpt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The detail for English mail, where the rule kind writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_en: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +161,7 @@ pub fn from_findings(
                 matched: (!f.matched.is_empty()).then(|| f.matched.clone()),
                 excerpt: text_of(f),
                 detail: f.detail.clone(),
+                detail_en: None,
                 cue: f.cue.clone(),
                 field: f.field.clone(),
                 waiver: None,
@@ -217,6 +221,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         matched: v.matched.clone(),
         excerpt: None,
         detail: v.detail.clone(),
+        detail_en: v.detail_en.clone(),
         cue: None,
         field: None,
         waiver: None,

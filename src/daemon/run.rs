@@ -622,6 +622,10 @@ async fn core_loop(
                             lists: rules.lists.clone(),
                         };
                         tracing::info!("reloaded: {} rules", rules.rules.len());
+                        // As at start (cmd.rs): missing folders, logs, holidays.
+                        for w in config.warnings(clock.now()) {
+                            tracing::warn!("{}", w.header());
+                        }
                         let changed = rules.digest != core.rules().digest;
                         core.reload(Arc::new(rules), env);
                         // Routes apply from the next violation, templates

@@ -139,7 +139,10 @@ pub(super) fn violation<'a>(r: &'a Record, lang: Lang, roots: &[PathBuf]) -> Vio
         highlight,
         at: &r.at,
         due: r.due.as_deref(),
-        detail: r.detail.as_deref(),
+        detail: match lang {
+            Lang::En => r.detail_en.as_deref().or(r.detail.as_deref()),
+            Lang::Zh => r.detail.as_deref(),
+        },
         suggestion: r.suggestion.as_deref(),
         waiver: r.waiver.as_ref().map(|w| w.note.as_str()),
     }
@@ -391,6 +394,7 @@ pub(super) fn samples() -> [Record; 2] {
         matched: Some("根治".into()),
         excerpt: Some("这款产品可以根治高血压，欢迎购买".into()),
         detail: Some("与“高血压”同句".into()),
+        detail_en: None,
         cue: Some("00:01:02,500 --> 00:01:04,000".into()),
         field: Some("text".into()),
         waiver: Some(super::super::record::Waived {
@@ -415,6 +419,7 @@ pub(super) fn samples() -> [Record; 2] {
         matched: None,
         excerpt: None,
         detail: None,
+        detail_en: None,
         cue: None,
         field: None,
         waiver: None,
@@ -460,6 +465,28 @@ mod tests {
         assert!(v.highlight.is_none());
         assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
         assert_eq!(short("宣称治愈疾病", 4), "宣称治愈…");
+    }
+
+    #[test]
+    fn english_mail_has_the_english_detail_when_the_rule_wrote_one() {
+        let [full, _] = samples();
+        let mut r = full.clone();
+        r.detail = Some("回复应在1个工作小时内完成".into());
+        r.detail_en = Some("a reply was due within 1 working hour".into());
+        assert_eq!(
+            violation(&r, Lang::En, &[]).detail,
+            Some("a reply was due within 1 working hour")
+        );
+        assert_eq!(
+            violation(&r, Lang::Zh, &[]).detail,
+            Some("回复应在1个工作小时内完成")
+        );
+        // Content rules' details have no English yet: the Chinese one shows.
+        r.detail_en = None;
+        assert_eq!(
+            violation(&r, Lang::En, &[]).detail,
+            Some("回复应在1个工作小时内完成")
+        );
     }
 
     #[test]

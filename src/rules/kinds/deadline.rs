@@ -113,7 +113,7 @@ impl EventCheck for DeadlineCheck {
         let due = crate::engine::local_time(&cx.env.calendar, ob.due);
         // The English detail (`.en`) needs a field on engine::Violation to
         // reach English mail; until then the violation carries the Chinese.
-        let detail = wording::deadline(&self.stop.kind, &within, &due).zh;
+        let detail = wording::deadline(&self.stop.kind, &within, &due);
         cx.violation(
             ob.subject.clone(),
             ob.due,

@@ -18,7 +18,7 @@ mod prerequisite;
 mod required;
 mod staleness;
 mod together;
-mod wording;
+pub mod wording;
 
 /// A compiled check, evaluated once per document.
 pub trait ContentCheck: std::fmt::Debug + Send + Sync {

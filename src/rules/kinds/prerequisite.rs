@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::EventSpec;
+use super::{EventSpec, wording};
 use crate::diag::Pos;
 use crate::engine::{EvalCx, EventCheck, Fact, Obligation};
 use crate::event::Event;
@@ -210,12 +210,18 @@ impl EventCheck for PrerequisiteCheck {
         }
         if self.each_other && !missing.is_empty() && candidates.iter().all(|c| !c.is_empty()) {
             // Each stage was approved, but only by the same person.
-            let detail = "各级审核须由不同人员完成".to_string();
+            let detail = wording::Detail {
+                zh: "各级审核须由不同人员完成".into(),
+                en: "each stage must be approved by a different person".into(),
+            };
             cx.violation(subject, ev.ts, None, evidence, Some(detail));
             return;
         }
         if !missing.is_empty() {
-            let detail = format!("缺少有效的：{}", missing.join("、"));
+            let detail = wording::Detail {
+                zh: format!("缺少有效的：{}", missing.join("、")),
+                en: format!("no valid {}", missing.join(", ")),
+            };
             cx.violation(subject, ev.ts, None, evidence, Some(detail));
         }
     }

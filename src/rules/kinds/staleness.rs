@@ -133,7 +133,7 @@ impl EventCheck for StalenessCheck {
         let period = wording::span(self.every, self.clock);
         // A roster subject never seen is counted from the start of watching.
         // Only the Chinese reaches the violation (see deadline.rs).
-        let detail = wording::stale(&self.event.kind, !ob.evidence.is_empty(), &since, &period).zh;
+        let detail = wording::stale(&self.event.kind, !ob.evidence.is_empty(), &since, &period);
         cx.violation(
             ob.subject.clone(),
             ob.due,
