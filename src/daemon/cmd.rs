@@ -244,7 +244,13 @@ pub fn violations(config: Option<&Path>, command: ViolationsCommand, color: bool
             }
             target
                 .and_then(|t| v::waive(&conn, &t, &reason, &by, expires.as_deref(), &tz, now))
-                .map(|id| format!("waiver #{id} added\n"))
+                .map(|(id, n)| match n {
+                    0 => format!("waiver #{id} added\n"),
+                    n => format!(
+                        "waiver #{id} added; {n} violation(s) found before it are waived now \
+                         (their queued mail is not sent)\n"
+                    ),
+                })
         }
         ViolationsCommand::Waivers { rules } => {
             let dir = rules

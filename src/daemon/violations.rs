@@ -226,7 +226,9 @@ pub enum WaiveTarget {
     },
 }
 
-/// Adds a waiver (validated like one in waivers.yaml); returns its id.
+/// Adds a waiver (validated like one in waivers.yaml); returns its id and
+/// how many open or acknowledged violations it waived at once (a scope
+/// covers those already found too, not only later ones).
 pub fn waive(
     conn: &Connection,
     target: &WaiveTarget,
@@ -235,7 +237,7 @@ pub fn waive(
     expires: Option<&str>,
     tz: &jiff::tz::TimeZone,
     now: Timestamp,
-) -> Result<i64, String> {
+) -> Result<(i64, usize), String> {
     let (rule, scope, value, violation) = match target {
         WaiveTarget::Violation(which) => {
             let (id, fp) = find(conn, which)?;
@@ -271,8 +273,31 @@ pub fn waive(
     )
     .map_err(|e| e.to_string())?;
     let wid = tx.last_insert_rowid();
-    if let Some(id) = violation {
-        let note = format!("{reason}（{by}，database waiver #{wid}）");
+    let note = format!("{reason}（{by}，database waiver #{wid}）");
+    let covered: Vec<i64> = match violation {
+        Some(id) => vec![id],
+        None => {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, data FROM violations
+                     WHERE status IN ('open', 'acked') AND (rule = ?1 OR ?1 = '*')",
+                )
+                .map_err(|e| e.to_string())?;
+            let rows: Vec<(i64, String)> = st
+                .query_map([&rule], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .filter(|(_, data)| {
+                    serde_json::from_str::<Record>(data).is_ok_and(|r| {
+                        w.matches(&r.rule, &r.fingerprint, &r.subject, &r.paths(), now)
+                    })
+                })
+                .map(|(id, _)| id)
+                .collect()
+        }
+    };
+    for &id in &covered {
         tx.execute(
             "UPDATE violations SET status = 'waived', note = ?2, updated = ?3 WHERE id = ?1",
             params![id, note, millis(now)],
@@ -286,7 +311,7 @@ pub fn waive(
         .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())?;
-    Ok(wid)
+    Ok((wid, covered.len()))
 }
 
 /// Every waiver (the file's and the database's) with its use count;

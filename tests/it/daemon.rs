@@ -535,6 +535,37 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
     );
     assert!(text.contains("database waiver #1  password-leak"), "{text}");
 
+    // A scope waiver covers the violations already found in its scope too.
+    let (rule, open): (String, i64) = db
+        .query_row(
+            "SELECT rule, COUNT(*) FROM violations WHERE status = 'open' GROUP BY rule LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args(["waive", "--rule", &rule, "--path", "**/live-script.md"])
+        .args(["--reason", "直播脚本已作废", "--by", "li.na"])
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        said.contains(&format!(
+            "{open} violation(s) found before it are waived now"
+        )),
+        "{said}"
+    );
+    let left: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM violations WHERE rule = ?1 AND status <> 'waived'",
+            [&rule],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+
     // An unknown rule in waivers.yaml is a configuration error, at its line.
     std::fs::write(
         tmp.path().join("rules/waivers.yaml"),
