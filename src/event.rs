@@ -162,11 +162,16 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         reason,
     };
     let fields: Fields = serde_json::from_str(line).map_err(|e| {
-        // Valid JSON of the wrong type is the only data error: values
-        // themselves may be anything.
-        if e.is_data() {
-            return fail("an event must be a JSON object".into());
-        }
+        // A data error is JSON of the wrong type (values themselves may be
+        // anything) — said as soon as the line does not start with `{`, so
+        // whether the rest is JSON at all is asked again.
+        let e = match e.is_data() {
+            true => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+                Ok(_) => return fail("an event must be a JSON object".into()),
+                Err(syntax) => syntax,
+            },
+            false => e,
+        };
         fail(format!(
             "invalid JSON at column {}: {}",
             e.column(),
@@ -309,6 +314,17 @@ mod tests {
         assert_eq!(
             parse("{").unwrap_err(),
             "log.jsonl:7: malformed event: invalid JSON at column 1: EOF while parsing an object"
+        );
+        // Not JSON, though it starts like a list: said so, not "not an object".
+        assert_eq!(
+            parse("[1,").unwrap_err(),
+            "log.jsonl:7: malformed event: invalid JSON at column 3: EOF while parsing a value"
+        );
+        assert!(parse("12 x").unwrap_err().contains("trailing characters"));
+        assert!(
+            parse("[1]")
+                .unwrap_err()
+                .ends_with("an event must be a JSON object")
         );
         assert!(
             parse(r#"{"type":"account.login","account":"a","by":"b"}"#)

@@ -567,9 +567,11 @@ impl Core {
         // stored events still held from those released (held.rs).
         let mut effects = Vec::new();
         let horizon = now - self.lateness;
+        let mut went_back = false;
         match self.horizon {
             Some(h) if h.duration_since(horizon) > CLOCK_BACK => {
-                self.clock_went_back(w, h, horizon, now)
+                self.clock_went_back(w, h, horizon, now);
+                went_back = true;
             }
             Some(h) if horizon <= h => {}
             _ => {
@@ -581,6 +583,16 @@ impl Core {
         while let Some((id, ev)) = self.window.pop_through(horizon) {
             w.held_drop.extend(self.batches.release(id));
             self.apply(&ev, w, &mut effects);
+        }
+        if went_back {
+            // Stored after the releases, so that the batch is exactly what
+            // is still held (one written before them and released at once
+            // stayed on disk, untracked, and was judged again after a
+            // restart).
+            if let Some((first, last, blob, count)) = held::rewrite(&self.window) {
+                self.batches.add(first, last, count);
+                w.held_batch = Some((first, blob));
+            }
         }
         // Deadlines fire by the wall clock too — except while a log is being
         // caught up on: then only up to the newest event read from it, so a
@@ -621,12 +633,9 @@ impl Core {
             from.duration_since(to)
         );
         // What is stored past the new horizon must again be exactly what is
-        // held: the held events replace every stored batch.
+        // held: the events `advance` still holds once the new horizon has
+        // released what it passes replace every stored batch.
         w.held_drop.extend(self.batches.clear());
-        if let Some((first, last, blob, count)) = held::rewrite(&self.window) {
-            self.batches.add(first, last, count);
-            w.held_batch = Some((first, blob));
-        }
         self.horizon = Some(to);
         w.horizon = Some(to);
         self.clock = None;

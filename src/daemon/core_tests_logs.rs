@@ -698,3 +698,48 @@ fn after_the_wall_clock_is_set_back_events_are_held_and_judged_at_their_time() {
     assert_eq!(core.held(), 0);
     assert_memory_matches_disk_for_logs(&core);
 }
+
+/// From review: the input that notices the clock went back may release at
+/// once every event it brought (older than the new horizon). The stored
+/// window must then hold nothing — not a batch written before the releases,
+/// left on disk and judged again after a second correction and a restart.
+#[test]
+fn a_batch_released_by_the_input_that_set_the_clock_back_is_not_left_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    let t = |hm: &str| ts(&format!("2026-03-02T{hm}+08:00"));
+    let at = |hm: &str| format!("2026-03-02T{hm}+08:00");
+    let mut core = open_core(&db, Limits::default());
+    let l = |n: u64, text: String| line(&log, n, &text);
+    core.tick(t("09:30:00") + SignedDuration::from_hours(24 * 365))
+        .unwrap_or_else(|_| panic!("tick"));
+    // Set right: x (10:00) is older than now − lateness (10:15): released at once.
+    core.log_lines(
+        KEY,
+        &[l(1, received("x", &at("10:00:00")))],
+        &cursor(1),
+        t("10:20:00"),
+    )
+    .unwrap();
+    assert_eq!(core.held(), 0);
+    core.log_lines(
+        KEY,
+        &[l(2, replied("x", &at("10:05:00")))],
+        &cursor(2),
+        t("10:21:00"),
+    )
+    .unwrap();
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+    // A second correction, 80 minutes back, then a restart.
+    core.tick(t("09:00:00")).unwrap();
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 0);
+    core.tick(t("09:01:00")).unwrap();
+    core.tick(t("12:30:00")).unwrap();
+    assert!(
+        status_of(&core, "reply-general-1h", "x").is_empty(),
+        "x was answered in 5 minutes: judged once, no violation"
+    );
+}
