@@ -21,7 +21,7 @@ use crate::normalize::{Folder, folder};
 
 mod automaton;
 mod regexes;
-use automaton::{Automaton, State};
+use automaton::{Automaton, KEEP, RESET, State};
 use regexes::Regexes;
 
 /// Identifies one group of phrases/regexes declared by a rule.
@@ -123,10 +123,17 @@ impl MatcherBuilder {
     }
 
     pub fn build(self) -> Matcher {
+        self.build_with(None)
+    }
+
+    /// Builds, with the automaton's branch-free step forced on or off
+    /// (`None`: by automaton size). Tests use it to check that both steps
+    /// find the same hits.
+    pub fn build_with(self, select: Option<bool>) -> Matcher {
         let mut patterns: Vec<(String, u32)> = self.index.into_iter().collect();
         patterns.sort_unstable_by_key(|&(_, id)| id);
         let ac = (!patterns.is_empty())
-            .then(|| Automaton::build(patterns.iter().map(|(p, id)| (p.as_str(), *id))));
+            .then(|| Automaton::build(patterns.iter().map(|(p, id)| (p.as_str(), *id)), select));
         let mut slot_start = Vec::with_capacity(self.pattern_slots.len() + 1);
         let mut slot_data = Vec::new();
         for s in &self.pattern_slots {
@@ -146,7 +153,7 @@ impl MatcherBuilder {
         let f = folder();
         let table = match &ac {
             Some(ac) => (0..0x10000u32)
-                .map(|cp| char::from_u32(cp).map_or(IDLE, |c| entry(f, ac, c)))
+                .map(|cp| char::from_u32(cp).map_or(SLOW, |c| entry(f, ac, c)))
                 .collect(),
             None => Box::default(),
         };
@@ -163,19 +170,18 @@ impl MatcherBuilder {
     }
 }
 
-/// `Matcher::table` entries that are not an automaton code.
-const SKIP: u16 = 0;
+/// `Matcher::table` entry of the characters looked up each time (codes
+/// beyond 16 bits). The others are automaton codes, RESET or KEEP.
 const SLOW: u16 = 0xFFFE;
-const IDLE: u16 = 0xFFFF;
 
-/// What the scan does with a character: SKIP it (interference), feed the
-/// automaton its code, or restart the automaton (IDLE: its folded form is in
-/// no phrase, so no match runs across it).
+/// What the scan feeds the automaton for a character: KEEP (interference,
+/// skipped), its folded form's code, or RESET (its folded form is in no
+/// phrase, so no match runs across it).
 #[inline(always)]
 fn class(f: &Folder, ac: &Automaton, c: char) -> u32 {
     match f.fold(c) {
-        None => u32::from(SKIP),
-        Some(nc) => ac.code(nc).unwrap_or(u32::from(IDLE)),
+        None => KEEP,
+        Some(nc) => ac.code(nc).unwrap_or(RESET),
     }
 }
 
@@ -193,9 +199,8 @@ pub struct Matcher {
     slot_data: Vec<SlotId>,
     ring: usize,
     /// Per BMP code point, folding and the automaton's alphabet in one
-    /// lookup: the automaton code of the folded character, or SKIP, IDLE,
-    /// SLOW (see `class` and `entry`). Astral characters are looked up each
-    /// time.
+    /// lookup: what `class` gives, or SLOW (see `entry`). Astral characters
+    /// are looked up each time.
     table: Box<[u16]>,
     regexes: Option<Regexes>,
     slots: u32,
@@ -252,8 +257,25 @@ impl Matcher {
     /// byte offsets in the original text. Also used by the benchmark, which
     /// counts matches without materialising them.
     #[inline]
-    pub fn scan_phrases(&self, text: &str, mut emit: impl FnMut(u32, usize, usize)) {
+    pub fn scan_phrases(&self, text: &str, emit: impl FnMut(u32, usize, usize)) {
         let Some(ac) = &self.ac else { return };
+        if ac.selects() {
+            self.scan_with::<true>(ac, text, emit);
+        } else {
+            self.scan_with::<false>(ac, text, emit);
+        }
+    }
+
+    /// The scan, with the automaton's branch-free step (`SELECT`) or its
+    /// predicted one, which tells skipped characters and characters in no
+    /// phrase apart first.
+    #[inline(always)]
+    fn scan_with<const SELECT: bool>(
+        &self,
+        ac: &Automaton,
+        text: &str,
+        mut emit: impl FnMut(u32, usize, usize),
+    ) {
         let mask = self.ring - 1;
         // Original byte offset of each character fed to the automaton, by
         // their count (mod the ring size): a match's start is looked up
@@ -279,19 +301,25 @@ impl Matcher {
             if code == u32::from(SLOW) {
                 code = class(folder(), ac, c);
             }
-            if code == u32::from(SKIP) {
-                continue;
+            if !SELECT {
+                if code == KEEP {
+                    continue;
+                }
+                if code == RESET {
+                    state = State::ROOT;
+                    continue;
+                }
             }
-            if code == u32::from(IDLE) {
-                // No phrase contains this character: every partial match
-                // ends here, start afresh rather than walk failure links.
-                state = State::ROOT;
-                continue;
-            }
+            // Written for every character, counted only for those matching
+            // does not skip: a skipped one's entry is overwritten by the next.
             ring[n & mask] = i;
-            n += 1;
-            state = ac.next(state, code);
-            if state.has_output() {
+            n += usize::from(code != KEEP);
+            state = if SELECT {
+                ac.next(state, code)
+            } else {
+                ac.next_predicted(state, code)
+            };
+            if state.has_output() && code != KEEP {
                 let end = i + c.len_utf8();
                 ac.for_each_output(state, |value, len| {
                     emit(value, ring[(n - len as usize) & mask], end);

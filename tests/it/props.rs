@@ -47,13 +47,13 @@ fn matcher() -> complyd::matcher::Matcher {
 /// among them, for the comparison with the reference.
 const NESTED: &[&str] = &["治疗效", "疗效", "效", "有效", "根治疗", "𠀀治", "100"];
 
-fn nested() -> complyd::matcher::Matcher {
+fn nested(select: bool) -> complyd::matcher::Matcher {
     let mut b = MatcherBuilder::new();
     let s = b.new_slot();
     for p in PHRASES.iter().chain(NESTED) {
         b.add_phrase(s, p).unwrap();
     }
-    b.build()
+    b.build_with(Some(select))
 }
 
 /// The reference: fold the text character by character (dropping what
@@ -81,7 +81,10 @@ fn naive_hits(text: &str) -> Vec<Hit> {
     out
 }
 
-static NESTING: LazyLock<complyd::matcher::Matcher> = LazyLock::new(nested);
+/// The same phrases with each kind of automaton step (by default small
+/// automata select, large ones branch).
+static SELECTING: LazyLock<complyd::matcher::Matcher> = LazyLock::new(|| nested(true));
+static BRANCHING: LazyLock<complyd::matcher::Matcher> = LazyLock::new(|| nested(false));
 static MATCHER: LazyLock<complyd::matcher::Matcher> = LazyLock::new(matcher);
 static TRADITIONAL: LazyLock<HashMap<char, Vec<char>>> = LazyLock::new(to_traditional);
 
@@ -158,12 +161,15 @@ proptest! {
 
     /// The automaton, the fold table and the offset ring together find
     /// exactly what naive search over the folded text finds, every
-    /// overlapping hit with its original span.
+    /// overlapping hit with its original span, with either kind of step.
     #[test]
     fn matches_naive_search_over_folded_text(text in any_text()) {
-        let mut found = Vec::new();
-        NESTING.scan(&text, &mut found);
-        found.sort();
-        prop_assert_eq!(found, naive_hits(&text));
+        let expected = naive_hits(&text);
+        for m in [&*SELECTING, &*BRANCHING] {
+            let mut found = Vec::new();
+            m.scan(&text, &mut found);
+            found.sort();
+            prop_assert_eq!(&found, &expected);
+        }
     }
 }
