@@ -16,6 +16,10 @@
 //! reported: a state's outputs are its own phrase followed by those of its
 //! longest proper suffix that is a phrase (a linked list shared between
 //! states).
+//!
+//! The scan steps small automata without branching on the character's kind
+//! ([`Automaton::next`]) and large ones with predicted branches
+//! ([`Automaton::next_predicted`]); [`Automaton::selects`] says why.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hint::select_unpredictable;
