@@ -212,11 +212,12 @@ impl Automaton {
         self.codes.get(&c).copied()
     }
 
-    /// Whether [`Automaton::next`] pays: measured on jieba dictionaries,
-    /// it is 1.5x faster than [`Automaton::next_predicted`] at 1k phrases
-    /// (units: 32 KB) and 1.4x at 10k (200 KB), but 1.7x slower at 100k
-    /// (1.4 MB): once the units no longer sit in L2, every step waits for
-    /// its load, which a predicted branch would have run ahead of.
+    /// Whether [`Automaton::next`] pays: measured on jieba dictionaries
+    /// (whole scan, A/B of two builds), it is 1.8x faster than
+    /// [`Automaton::next_predicted`] at 1k phrases (units: 32 KB) and 1.4x
+    /// at 10k (200 KB), but 0.93x at 100k (1.4 MB): once the units no
+    /// longer sit in L2, every step waits for its load, which a predicted
+    /// branch would have run ahead of.
     pub(crate) fn selects(&self) -> bool {
         self.select
     }
