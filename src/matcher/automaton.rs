@@ -133,8 +133,8 @@ impl Automaton {
                 queue.push_back(child as usize);
             }
         }
-        // Every base + code stays inside the array, so that a step needs no
-        // bounds test of its own.
+        // Every base + code stays inside the array: a step indexes it
+        // without a fallback, whatever the state and code.
         let max_base = da.base.iter().copied().max().unwrap_or(0);
         da.grow_to((max_base + max_code + 1) as usize);
         assert!(da.check.len() < BASE as usize, "phrase automaton too large");
@@ -319,7 +319,6 @@ impl Automaton {
 
     /// Heap size in bytes (the alphabet map counted at its capacity).
     pub(crate) fn heap_bytes(&self) -> usize {
-        use std::mem::size_of_val;
         size_of_val(&*self.units)
             + size_of_val(&*self.fail)
             + size_of_val(&*self.out_head)
