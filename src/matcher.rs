@@ -13,14 +13,15 @@
 //! text is built, and every hit maps back to the exact original bytes —
 //! including interference characters inside it (`根 @ 治`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::Hir;
 
 use crate::normalize::{Folder, folder};
 
+mod automaton;
 mod regexes;
+use automaton::{Automaton, RESET, State};
 use regexes::Regexes;
 
 /// Identifies one group of phrases/regexes declared by a rule.
@@ -125,26 +126,14 @@ impl MatcherBuilder {
         self.build_with(None)
     }
 
-    /// Builds, with the root skip forced on or off (`None`: by automaton size).
-    /// Tests use it to check that both paths find the same hits.
-    pub fn build_with(self, root_skip: Option<bool>) -> Matcher {
+    /// Builds, with the automaton's branch-free step forced on or off
+    /// (`None`: by automaton size). Tests use it to check that both steps
+    /// find the same hits.
+    pub fn build_with(self, select: Option<bool>) -> Matcher {
         let mut patterns: Vec<(String, u32)> = self.index.into_iter().collect();
         patterns.sort_unstable_by_key(|&(_, id)| id);
-        let ac = if patterns.is_empty() {
-            None
-        } else {
-            // Patterns are de-duplicated after folding above, which is the only
-            // way daachorse's builder can fail here besides exceeding its
-            // capacity (~2^31 states), far beyond any dictionary we accept.
-            let mut ac = CharwiseDoubleArrayAhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .build_with_values(patterns.iter().map(|(p, id)| (p.as_str(), *id)))
-                .expect("automaton over de-duplicated non-empty patterns");
-            if root_skip.unwrap_or(ac.heap_bytes() <= ROOT_SKIP_MAX_BYTES) {
-                ac.cache_depths().expect("depths of a standard automaton");
-            }
-            Some(ac)
-        };
+        let ac = (!patterns.is_empty())
+            .then(|| Automaton::build(patterns.iter().map(|(p, id)| (p.as_str(), *id)), select));
         let mut slot_start = Vec::with_capacity(self.pattern_slots.len() + 1);
         let mut slot_data = Vec::new();
         for s in &self.pattern_slots {
@@ -154,39 +143,23 @@ impl MatcherBuilder {
         slot_start.push(slot_data.len() as u32);
 
         let regexes = Regexes::build(self.regexes);
-        let max_bytes = patterns.iter().map(|(p, _)| p.len()).max().unwrap_or(1);
-        // Keyed by folded byte position: must outlast the longest phrase.
-        let ring = (max_bytes + 1).next_power_of_two();
-        let alphabet: HashSet<char> = patterns.iter().flat_map(|(p, _)| p.chars()).collect();
+        let max_chars = patterns
+            .iter()
+            .map(|(p, _)| p.chars().count())
+            .max()
+            .unwrap_or(1);
+        // Keyed by folded character count: must outlast the longest phrase.
+        let ring = (max_chars + 1).next_power_of_two();
         let f = folder();
-        // Small automata: a bitset of the characters that begin a phrase
-        // lets the scan skip the others while no match is under way.
-        let starts = ac
-            .as_ref()
-            .filter(|a| root_skip.unwrap_or(a.heap_bytes() <= ROOT_SKIP_MAX_BYTES))
-            .map(|_| {
-                let first: HashSet<char> = patterns
-                    .iter()
-                    .filter_map(|(p, _)| p.chars().next())
-                    .collect();
-                let mut bits = vec![0u64; 0x10000 / 64].into_boxed_slice();
-                for cp in 0..0x10000u32 {
-                    if let Some(nc) = char::from_u32(cp).and_then(|c| f.fold(c))
-                        && first.contains(&nc)
-                    {
-                        bits[(cp >> 6) as usize] |= 1 << (cp & 63);
-                    }
-                }
-                bits
-            });
-        let table = (0..0x10000u32)
-            .map(|cp| char::from_u32(cp).map_or(SLOW, |c| entry(f, &alphabet, c)))
-            .collect();
+        let table = match &ac {
+            Some(ac) => (0..0x10000u32)
+                .map(|cp| char::from_u32(cp).map_or(SLOW, |c| entry(f, ac, c)))
+                .collect(),
+            None => Box::default(),
+        };
         Matcher {
             ac,
-            starts,
             table,
-            alphabet,
             phrase_count: patterns.len(),
             slot_start,
             slot_data,
@@ -197,44 +170,45 @@ impl MatcherBuilder {
     }
 }
 
-/// Automata up to this size track whether they are at the root (their
-/// depth table then stays in cache); bigger ones pay more for the lookup
-/// than skipping saves.
-const ROOT_SKIP_MAX_BYTES: usize = 1 << 20;
+/// `Matcher::table` entry of the characters looked up each time (codes
+/// beyond 16 bits). The others are automaton codes, RESET or KEEP.
+const SLOW: u16 = 0xFFFE;
+/// The class of a character matching skips (interference): the scan passes
+/// over it without touching the automaton. A branch, unlike RESET: in real
+/// text punctuation and spaces come in rhythms the predictor learns (every
+/// 5 or 7 characters in a poem), and a select would lengthen the chain of
+/// dependent operations from one character to the next (measured: 10k
+/// phrases 448 -> 524 MB/s with the branch).
+const KEEP: u32 = 0xFFFF;
 
-/// `Matcher::table` entries that are not a folded character.
-const SKIP: u16 = 0;
-const IDLE: u16 = 0xFFFE;
-const SLOW: u16 = 0xFFFF;
-
-/// The table entry of a character: its folded form, SKIP (interference),
-/// IDLE (its folded form is in no phrase) or SLOW (look it up each time:
-/// astral characters and folded forms).
-fn entry(f: &Folder, alphabet: &HashSet<char>, c: char) -> u16 {
+/// What the scan feeds the automaton for a character: KEEP (interference,
+/// skipped), its folded form's code, or RESET (its folded form is in no
+/// phrase, so no match runs across it).
+#[inline(always)]
+fn class(f: &Folder, ac: &Automaton, c: char) -> u32 {
     match f.fold(c) {
-        None => SKIP,
-        Some(nc) if !alphabet.contains(&nc) => IDLE,
-        Some(nc) if (nc as u32) < 0xFFFE && (c as u32) < 0x10000 => nc as u32 as u16,
-        Some(_) => SLOW,
+        None => KEEP,
+        Some(nc) => ac.code(nc).unwrap_or(RESET),
     }
+}
+
+/// The table entry of a BMP character: its class, or SLOW for codes that do
+/// not fit in 16 bits (an alphabet of more than 65,533 characters).
+fn entry(f: &Folder, ac: &Automaton, c: char) -> u16 {
+    u16::try_from(class(f, ac, c)).unwrap_or(SLOW)
 }
 
 /// The compiled matcher; immutable and shared between threads.
 pub struct Matcher {
-    ac: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    ac: Option<Automaton>,
     phrase_count: usize,
     slot_start: Vec<u32>,
     slot_data: Vec<SlotId>,
     ring: usize,
-    /// Per BMP code point, folding and relevance in one small lookup: the
-    /// folded character, or SKIP (interference), IDLE (its folded form is in
-    /// no phrase, so no match runs across it) or SLOW (see `entry`).
+    /// Per BMP code point, folding and the automaton's alphabet in one
+    /// lookup: what `class` gives, or SLOW (see `entry`). Astral characters
+    /// are looked up each time.
     table: Box<[u16]>,
-    /// For small automata: bit per BMP code point, set when its folded form
-    /// begins some phrase.
-    starts: Option<Box<[u64]>>,
-    /// The characters that occur in some folded phrase.
-    alphabet: HashSet<char>,
     regexes: Option<Regexes>,
     slots: u32,
 }
@@ -258,9 +232,12 @@ impl Matcher {
         self.phrase_count
     }
 
-    /// Heap size of the phrase automaton in bytes.
+    /// Heap size of the phrase automaton in bytes, its alphabet (the fold
+    /// table) included.
     pub fn automaton_bytes(&self) -> usize {
-        self.ac.as_ref().map_or(0, |a| a.heap_bytes())
+        self.ac
+            .as_ref()
+            .map_or(0, |a| a.heap_bytes() + size_of_val(&*self.table))
     }
 
     #[inline]
@@ -287,13 +264,29 @@ impl Matcher {
     /// byte offsets in the original text. Also used by the benchmark, which
     /// counts matches without materialising them.
     #[inline]
-    pub fn scan_phrases(&self, text: &str, mut emit: impl FnMut(u32, usize, usize)) {
+    pub fn scan_phrases(&self, text: &str, emit: impl FnMut(u32, usize, usize)) {
         let Some(ac) = &self.ac else { return };
+        if ac.selects() {
+            self.scan_with::<true>(ac, text, emit);
+        } else {
+            self.scan_with::<false>(ac, text, emit);
+        }
+    }
+
+    /// The scan, with the automaton's branch-free step (`SELECT`) or its
+    /// predicted one, which tells characters in no phrase apart first.
+    #[inline(always)]
+    fn scan_with<const SELECT: bool>(
+        &self,
+        ac: &Automaton,
+        text: &str,
+        mut emit: impl FnMut(u32, usize, usize),
+    ) {
         let mask = self.ring - 1;
-        // Original byte offset of the folded character starting at each
-        // folded byte position (mod the ring size): a match's start is
-        // looked up directly.
-        // Phrases rarely exceed 64 bytes: keep the ring on the stack then.
+        // Original byte offset of each character fed to the automaton, by
+        // their count (mod the ring size): a match's start is looked up
+        // directly from its length.
+        // Phrases rarely exceed 63 characters: keep the ring on the stack then.
         let mut stack = [0usize; 64];
         let mut heap = Vec::new();
         let ring: &mut [usize] = if self.ring <= stack.len() {
@@ -302,60 +295,37 @@ impl Matcher {
             heap.resize(self.ring, 0);
             &mut heap
         };
-        let mut stepper = ac.find_overlapping_stepper();
-        let mut pos = 0usize;
-        // Only tracked when `starts` is set (small automata, see `build`).
-        let mut at_root = self.starts.is_some();
+        let mut state = State::ROOT;
+        let mut n = 0usize;
         for (i, c) in text.char_indices() {
             let cp = c as u32;
-            if at_root
-                && cp < 0x10000
-                && let Some(starts) = &self.starts
-                && starts[(cp >> 6) as usize] >> (cp & 63) & 1 == 0
-            {
-                // From the root, a character that begins no phrase leads
-                // back to the root.
+            let mut code = if cp < 0x10000 {
+                u32::from(self.table[cp as usize])
+            } else {
+                u32::from(SLOW)
+            };
+            if code == u32::from(SLOW) {
+                code = class(folder(), ac, c);
+            }
+            if code == KEEP {
                 continue;
             }
-            let e = if cp < 0x10000 {
-                self.table[cp as usize]
-            } else {
-                SLOW
-            };
-            let nc = match e {
-                SKIP => continue,
-                IDLE => {
-                    // No phrase contains this character, so every partial
-                    // match ends here: start afresh rather than step.
-                    if pos != 0 {
-                        stepper = ac.find_overlapping_stepper();
-                        pos = 0;
-                        at_root = self.starts.is_some();
-                    }
-                    continue;
-                }
-                SLOW => match folder().fold(c) {
-                    None => continue,
-                    Some(nc) if self.alphabet.contains(&nc) => nc,
-                    Some(_) => {
-                        if pos != 0 {
-                            stepper = ac.find_overlapping_stepper();
-                            pos = 0;
-                        }
-                        continue;
-                    }
-                },
-                // Entries other than the markers are valid BMP scalars.
-                folded => char::from_u32(u32::from(folded)).unwrap_or(c),
-            };
-            ring[pos & mask] = i;
-            pos += nc.len_utf8();
-            stepper.consume(nc);
-            if self.starts.is_some() {
-                at_root = stepper.depth() == Some(0);
+            if !SELECT && code == RESET {
+                state = State::ROOT;
+                continue;
             }
-            for m in stepper.matches() {
-                emit(m.value(), ring[m.start() & mask], i + c.len_utf8());
+            ring[n & mask] = i;
+            n += 1;
+            state = if SELECT {
+                ac.next(state, code)
+            } else {
+                ac.next_predicted(state, code)
+            };
+            if state.has_output() {
+                let end = i + c.len_utf8();
+                ac.for_each_output(state, |value, len| {
+                    emit(value, ring[(n - len as usize) & mask], end);
+                });
             }
         }
     }
