@@ -285,6 +285,9 @@ pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: b
     opts.notifier = Notifier::from_env();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Threads for blocking work (file reads, the core's join) are not
+        // kept waiting 10 s after each use: an idle daemon holds none.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .enable_all()
         .build()
     {
