@@ -187,7 +187,12 @@ pub fn report(
     let shown = rows.len();
     for (at, source, msg) in rows {
         let first = msg.lines().next().unwrap_or_default();
-        let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
+        // A log's messages start with the file and line already.
+        if first.starts_with(&format!("{source}:")) {
+            let _ = writeln!(out, "  {}  {first}", when(Some(at), tz));
+        } else {
+            let _ = writeln!(out, "  {}  {source}: {first}", when(Some(at), tz));
+        }
     }
     more_not_shown(&mut out, errors, shown, "");
     Ok(out)

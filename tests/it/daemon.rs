@@ -313,6 +313,9 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
         text.contains("activity.jsonl:10: malformed event"),
         "{text}"
     );
+    // The log's name is said once, by the message itself.
+    assert!(!text.contains("activity.jsonl: /"), "{text}");
+    assert!(!text.contains("activity.jsonl: ./"), "{text}");
     assert!(text.contains("open obligations: "), "{text}");
     let open = count("SELECT COUNT(*) FROM obligations");
     assert_eq!(
