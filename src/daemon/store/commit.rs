@@ -1,0 +1,297 @@
+//! One input's writes in one transaction: obligations, facts, violations
+//! and their mail, the checked file, the log cursor, the reorder window.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::*;
+
+impl Store {
+    pub(super) fn try_commit(
+        &mut self,
+        w: &Writes,
+        now: Timestamp,
+    ) -> Result<Committed, StoreError> {
+        let path = self.path.clone();
+        let sq = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let now_ms = millis(now);
+        let tx = self.conn.transaction().map_err(sq)?;
+        let mut out = Committed::default();
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sq)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM obligations WHERE rule = ?1 AND key = ?2")
+                .map_err(sq)?;
+            for k @ (rule, key) in &self.dirty {
+                match self.mem.obligation(rule, key) {
+                    Some(o) => {
+                        let row = ObligationRow {
+                            subject: o.subject,
+                            started: o.started,
+                            due: o.due,
+                            wake: o.wake,
+                            evidence: o.evidence.iter().map(EvidenceRow::from).collect(),
+                            fired: o.fired,
+                        };
+                        let data = serde_json::to_string(&row).unwrap_or_default();
+                        put.execute(params![rule, key, millis(o.wake), data])
+                            .map_err(sq)?;
+                    }
+                    None if self.on_disk.contains(k) => {
+                        del.execute(params![rule, key]).map_err(sq)?;
+                    }
+                    None => {}
+                }
+            }
+            let mut fact = tx
+                .prepare_cached("INSERT INTO facts (rule, key, ts, data) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sq)?;
+            for (rule, key, ts, data) in &self.new_facts {
+                fact.execute(params![rule, key, ts, data]).map_err(sq)?;
+            }
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO violations (fingerprint, rule, severity, subject, data, created, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .map_err(sq)?;
+            let mut mail = tx
+                .prepare_cached(
+                    // A follow-up (reopened, retraction) goes where the
+                    // first mail went, in its route's language.
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route)
+                     SELECT ?1, ?2, ?3, ?3, COALESCE(
+                         (SELECT recipients FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1), '[]'),
+                         (SELECT route FROM outbox WHERE violation = ?1 ORDER BY id LIMIT 1)
+                     WHERE ?2 = 'violation' OR EXISTS (SELECT 1 FROM outbox WHERE violation = ?1)",
+                )
+                .map_err(sq)?;
+            let mut first = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (violation, kind, created, next_attempt)
+                     VALUES (?1, 'violation', ?2, ?2)",
+                )
+                .map_err(sq)?;
+            let mut routed = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (violation, kind, created, next_attempt, recipients, route, digest)
+                     VALUES (?1, 'violation', ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sq)?;
+            for r in &w.records {
+                let data = serde_json::to_string(r).unwrap_or_default();
+                let n = ins
+                    .execute(params![
+                        r.fingerprint,
+                        r.rule,
+                        r.severity.as_str(),
+                        r.subject,
+                        data,
+                        now_ms
+                    ])
+                    .map_err(sq)?;
+                if n == 1
+                    && let Some(waiver) = &r.waiver
+                {
+                    // Accepted on purpose: stored, counted for the waiver,
+                    // not mailed.
+                    tx.execute(
+                        "UPDATE violations SET status = 'waived', note = ?2 WHERE id = ?1",
+                        params![tx.last_insert_rowid(), waiver.note],
+                    )
+                    .map_err(sq)?;
+                    tx.execute(
+                        "INSERT INTO waiver_uses (key, uses, last_used) VALUES (?1, 1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET uses = uses + 1, last_used = ?2",
+                        params![waiver.key, now_ms],
+                    )
+                    .map_err(sq)?;
+                } else if n == 1 {
+                    // Queued in the same transaction as the violation: a
+                    // crash either loses both or keeps both.
+                    let id = tx.last_insert_rowid();
+                    match &r.dispatch {
+                        None => {
+                            // A new violation has no earlier mail to follow.
+                            first.execute(params![id, now_ms]).map_err(sq)?;
+                        }
+                        Some(ds) => {
+                            for d in ds {
+                                let to = serde_json::to_string(&d.to).unwrap_or_default();
+                                routed
+                                    .execute(params![
+                                        id,
+                                        now_ms,
+                                        millis(d.send_at),
+                                        to,
+                                        d.route.map(|r| r as i64),
+                                        d.send_at > now
+                                    ])
+                                    .map_err(sq)?;
+                            }
+                        }
+                    }
+                    out.new.push(r.fingerprint.clone());
+                } else {
+                    // Seen again (a re-saved file): a fixed one is back,
+                    // and supervisors hear of it (a mail of its own kind, so
+                    // its Message-ID differs from the first report's).
+                    let reopened: Option<i64> = tx
+                        .prepare_cached(
+                            "UPDATE violations SET status = 'open', updated = ?3
+                             WHERE subject = ?1 AND fingerprint = ?2 AND status = 'fixed'
+                             RETURNING id",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(params![r.subject, r.fingerprint, now_ms], |row| {
+                                row.get(0)
+                            })
+                            .optional()
+                        })
+                        .map_err(sq)?;
+                    if let Some(id) = reopened {
+                        mail.execute(params![id, "reopened", now_ms]).map_err(sq)?;
+                        out.new.push(r.fingerprint.clone());
+                    }
+                }
+            }
+            for l in &w.late {
+                let status = if l.retracted { "retracted" } else { "late" };
+                let changed: Option<i64> = tx
+                    .prepare_cached(
+                        // A late discharge keeps an acknowledgement; a
+                        // retraction ends the violation whatever its state.
+                        "UPDATE violations SET late_at = ?4, updated = ?5,
+                             status = CASE WHEN ?3 = 'late' AND status = 'acked' THEN 'acked' ELSE ?3 END
+                         WHERE subject = ?1 AND fingerprint = ?2 AND status IN ('open', 'acked')
+                         RETURNING id",
+                    )
+                    .and_then(|mut st| {
+                        st.query_row(
+                            params![l.subject, l.fingerprint, status, l.at, now_ms],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                    })
+                    .map_err(sq)?;
+                if let Some(id) = changed
+                    && l.retracted
+                {
+                    mail.execute(params![id, "retraction", now_ms])
+                        .map_err(sq)?;
+                }
+            }
+        }
+        if let Some((path, fps)) = &w.file_fingerprints {
+            let p = path.display().to_string();
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT id, fingerprint FROM violations WHERE subject = ?1 AND status IN ('open', 'acked')",
+                )
+                .map_err(sq)?;
+            let rows: Vec<(i64, String)> = st
+                .query_map([&p], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(sq)?;
+            for (id, fp) in rows {
+                if !fps.contains(&fp) {
+                    tx.execute(
+                        "UPDATE violations SET status = 'fixed', updated = ?2 WHERE id = ?1",
+                        params![id, now_ms],
+                    )
+                    .map_err(sq)?;
+                }
+            }
+        }
+        if let Some(f) = &w.file {
+            tx.execute(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, checked_at, findings, rules)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    f.path.display().to_string(),
+                    f.size as i64,
+                    f.mtime_ns,
+                    f.sha256,
+                    now_ms,
+                    f.findings as i64,
+                    f.rules
+                ],
+            )
+            .map_err(sq)?;
+        }
+        if let Some(p) = &w.removed_file {
+            // The watcher reports a removed folder by its path: everything
+            // below it goes too.
+            let p = p.display().to_string();
+            tx.execute(
+                "DELETE FROM files WHERE path = ?1 OR substr(path, 1, length(?1) + 1) = ?1 || '/'",
+                [&p],
+            )
+            .map_err(sq)?;
+        }
+        if let Some((key, cursor, lines)) = &w.cursor {
+            tx.execute(
+                "INSERT INTO sources (key, kind, cursor, last_read, lines) VALUES (?1, 'log', ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET cursor = ?2, last_read = ?3, lines = lines + ?4",
+                params![key, cursor, now_ms, *lines as i64],
+            )
+            .map_err(sq)?;
+        }
+        // Dropped first: a window rewritten after the wall clock went back
+        // is stored under the id of a batch it replaces.
+        for id in &w.held_drop {
+            tx.prepare_cached("DELETE FROM held_batches WHERE id = ?1")
+                .and_then(|mut st| st.execute([*id as i64]))
+                .map_err(sq)?;
+        }
+        if let Some((id, blob)) = &w.held_batch {
+            tx.prepare_cached("INSERT INTO held_batches (id, data) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![*id as i64, blob]))
+                .map_err(sq)?;
+        }
+        if let Some(h) = w.horizon {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES ('held_horizon', ?1)")
+                .and_then(|mut st| st.execute([h.to_string()]))
+                .map_err(sq)?;
+        }
+        for (source, message) in &w.errors {
+            tx.execute(
+                "INSERT INTO errors (at, source, message) VALUES (?1, ?2, ?3)",
+                params![now_ms, source, message],
+            )
+            .map_err(sq)?;
+        }
+        if !w.errors.is_empty() {
+            tx.execute(
+                "DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - 1000",
+                [],
+            )
+            .map_err(sq)?;
+        }
+        if w.started {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('engine_started', ?1)",
+                [now.to_string()],
+            )
+            .map_err(sq)?;
+        }
+        // Facts past their retention no longer count; drop them hourly.
+        if self
+            .last_prune
+            .is_none_or(|t| now.duration_since(t).as_secs() > 3600)
+        {
+            let horizon = now - crate::engine::FACT_RETENTION;
+            tx.execute("DELETE FROM facts WHERE ts < ?1", [millis(horizon)])
+                .map_err(sq)?;
+            self.last_prune = Some(now);
+        }
+        tx.commit().map_err(sq)?;
+        Ok(out)
+    }
+}
