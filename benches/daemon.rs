@@ -627,9 +627,11 @@ fn startup(base: &Path, files: usize, changed: usize) {
     );
 }
 
+#[allow(unsafe_code)]
 fn main() {
-    // As the binary does (src/alloc.rs).
-    complyd::alloc::return_freed_memory_at_once();
+    // As the binary does (src/alloc.rs). SAFETY: first in `main`, no other
+    // thread started yet.
+    unsafe { complyd::alloc::return_freed_memory_at_once() };
     let mut only: Vec<String> = ["latency", "ingest", "rss", "startup"]
         .map(String::from)
         .to_vec();

@@ -35,9 +35,11 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(unsafe_code)]
 fn main() {
-    // As the binary does (src/alloc.rs).
-    complyd::alloc::return_freed_memory_at_once();
+    // As the binary does (src/alloc.rs). SAFETY: first in `main`, no other
+    // thread started yet.
+    unsafe { complyd::alloc::return_freed_memory_at_once() };
     let mut events = 1_000_000usize;
     let mut runs = 3usize;
     let mut args = std::env::args().skip(1);

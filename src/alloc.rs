@@ -21,11 +21,13 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// (`mi_collect` when a thread parks) left the idle daemon at 27.5 MiB
 /// instead of 24.5.
 ///
-/// Call it first in `main`, before any thread is started (and before
-/// anything allocates much): mimalloc's option table is not synchronised.
+/// # Safety
+///
+/// Call it first in `main`, before any other thread exists: mimalloc's
+/// option table is written without synchronisation.
 #[allow(unsafe_code)]
-pub fn return_freed_memory_at_once() {
-    // SAFETY: stores an integer in mimalloc's option table; the caller runs
-    // it before any other thread exists.
+pub unsafe fn return_freed_memory_at_once() {
+    // SAFETY: stores an integer in mimalloc's option table; the caller
+    // guarantees no other thread exists yet.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }

@@ -2,7 +2,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(unsafe_code)]
 fn main() -> std::process::ExitCode {
-    complyd::alloc::return_freed_memory_at_once();
+    // SAFETY: first in `main`, no other thread started yet.
+    unsafe { complyd::alloc::return_freed_memory_at_once() };
     complyd::cli::main()
 }
