@@ -157,7 +157,10 @@ fn apply(conn: &mut Connection, i: usize, sql: &str, rebuild: bool) -> Result<()
             return Err(Migrate::Sql(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
                 Some(format!(
-                    "a row of `{table}` refers to a violation that is not there"
+                    "cannot upgrade the state: a row of `{table}` refers to a violation that \
+                     is not there (the database is left as it was); `sqlite3 <database> \
+                     'PRAGMA foreign_key_check'` lists such rows — delete them after a backup, \
+                     then start complyd again"
                 )),
             )));
         }
