@@ -259,11 +259,7 @@ pub async fn start(
     let roots: Vec<fswatch::WatchRoot> = d
         .watch
         .iter()
-        .map(|w| fswatch::WatchRoot {
-            path: w.path.clone(),
-            include: w.include.clone(),
-            exclude: w.exclude.clone(),
-        })
+        .map(|w| fswatch::WatchRoot::configured(&w.path, &w.include, &w.exclude))
         .collect();
     let mut polling = false;
     if !roots.is_empty() {
@@ -557,11 +553,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
     let roots: Vec<fswatch::WatchRoot> = d
         .watch
         .iter()
-        .map(|w| fswatch::WatchRoot {
-            path: w.path.clone(),
-            include: w.include.clone(),
-            exclude: w.exclude.clone(),
-        })
+        .map(|w| fswatch::WatchRoot::configured(&w.path, &w.include, &w.exclude))
         .collect();
     let filter = fswatch::Filter::new(&roots).map_err(RunError::Config)?;
     let (mut files, mut problems) = (Vec::new(), Vec::new());

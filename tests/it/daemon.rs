@@ -907,3 +907,47 @@ async fn problems_in_the_watched_folders_are_stored_and_shown_by_status() {
     }
     assert_eq!(s.wait_for(q, |_| true).await, 6, "each once:\n{text}");
 }
+
+/// From a new user's trial: the daemon checked Word's owner files, swap
+/// and temporary files in a configured folder (the defaults were only added
+/// to folders built in code), mailing a not-checked violation for each.
+#[test]
+fn editor_lock_and_temporary_files_in_a_configured_folder_are_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&shipped_rules(), &tmp.path().join("rules"));
+    let drop = tmp.path().join("drop");
+    std::fs::create_dir_all(drop.join("archive")).unwrap();
+    let claim = "本品可以根治高血压。\n";
+    std::fs::write(drop.join("~$b.docx"), b"\x00\x01 not a zip").unwrap();
+    for name in [
+        "a.txt.swp",
+        "c.tmp",
+        "d.txt~",
+        ".hidden.txt",
+        "archive/old.txt",
+        "ok.txt",
+    ] {
+        std::fs::write(drop.join(name), claim).unwrap();
+    }
+    let cfg = tmp.path().join("complyd.yaml");
+    std::fs::write(
+        &cfg,
+        "rules: rules\nstate: state\nwatch: [{path: drop, exclude: [\"archive/**\"]}]\n",
+    )
+    .unwrap();
+    assert_cmd::Command::cargo_bin("complyd")
+        .unwrap()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let db = rusqlite::Connection::open(tmp.path().join("state/complyd.db")).unwrap();
+    let subjects: Vec<String> = db
+        .prepare("SELECT DISTINCT subject FROM violations ORDER BY subject")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(subjects, [drop.join("ok.txt").display().to_string()]);
+}

@@ -69,6 +69,15 @@ impl WatchRoot {
             exclude: DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect(),
         }
     }
+
+    /// A folder as configured: its globs, and the editor lock, temporary
+    /// and hidden files always left out besides.
+    pub fn configured(path: &Path, include: &[String], exclude: &[String]) -> WatchRoot {
+        let mut root = WatchRoot::new(path);
+        root.include = include.to_vec();
+        root.exclude.extend(exclude.iter().cloned());
+        root
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
