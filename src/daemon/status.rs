@@ -95,15 +95,26 @@ pub fn report(
         .map_err(q)?;
     let _ = writeln!(out, "\nopen obligations: {open}");
     let mut st = conn
-        .prepare("SELECT rule, key, wake FROM obligations ORDER BY wake LIMIT 10")
+        .prepare("SELECT rule, key, wake, data FROM obligations ORDER BY wake LIMIT 10")
         .map_err(q)?;
-    let rows: Vec<(String, String, i64)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let rows: Vec<(String, String, i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
     let shown = rows.len();
-    for (rule, key, wake) in rows {
-        let _ = writeln!(out, "  {rule}  {key}  next check {}", when(Some(wake), tz));
+    for (rule, key, wake, data) in rows {
+        // The key is internal (fields joined by control characters, a
+        // fired deadline's own suffix): people read the subject.
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        let subject = data["subject"].as_str().unwrap_or(&key);
+        let at = when(Some(wake), tz);
+        let _ = match data["fired"].as_bool() {
+            Some(true) => writeln!(
+                out,
+                "  {rule}  {subject}  overdue (reported); a late discharge is marked until {at}"
+            ),
+            _ => writeln!(out, "  {rule}  {subject}  next check {at}"),
+        };
     }
     more_not_shown(&mut out, open, shown, "");
 
@@ -320,4 +331,46 @@ fn outbox_v5(conn: &Connection, out: &mut String, tz: &jiff::tz::TimeZone) -> ru
     }
     more_not_shown(out, messages, shown, " (complyd outbox list --failed)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obligations_are_shown_by_subject_and_a_fired_deadline_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        drop(crate::daemon::store::Store::open(&db).unwrap());
+        let conn = Connection::open(&db).unwrap();
+        let row = |key: &str, subject: &str, fired: bool| {
+            let data = serde_json::json!({
+                "subject": subject, "started": "2026-03-02T02:00:00Z",
+                "due": "2026-03-02T03:00:00Z", "wake": "2026-04-01T03:00:00Z",
+                "evidence": [], "fired": fired,
+            });
+            conn.execute(
+                "INSERT INTO obligations (rule, key, wake, data) VALUES ('reply-general-1h', ?1, ?2, ?3)",
+                rusqlite::params![key, 1_775_012_400_000i64, data.to_string()],
+            )
+            .unwrap();
+        };
+        row("c-9\u{1e}late", "c-9", true);
+        row("ks\u{1f}a", "ks/a", false);
+        let text = report(&db, &jiff::tz::TimeZone::UTC, &[]).unwrap();
+        assert!(
+            text.contains(
+                "reply-general-1h  c-9  overdue (reported); a late discharge is marked until"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("reply-general-1h  ks/a  next check"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\u{1e}') && !text.contains('\u{1f}'),
+            "{text}"
+        );
+    }
 }
