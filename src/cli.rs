@@ -442,6 +442,14 @@ fn load_rules(dir: &Path, color: bool) -> Option<RuleSet> {
         Ok(set) => Some(set),
         Err(e) => {
             eprint!("{}", e.render(color));
+            if !dir.exists() {
+                // Most often a creator running scan outside the checkout.
+                eprintln!(
+                    "hint: the rules are looked for in --rules DIR, then ${RULES_ENV}, then \
+                     {INSTALLED_RULES}, then ./rules; none of them was there (tried {})",
+                    dir.display()
+                );
+            }
             None
         }
     }

@@ -163,6 +163,25 @@ fn rules_dir_from_environment() {
         .code(78);
 }
 
+/// From a new user's trial: a creator running scan in their own folder
+/// was told only that `rules` could not be read.
+#[test]
+fn scan_without_rules_says_where_they_are_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.txt", "你好\n");
+    let out = complyd()
+        .current_dir(dir.path())
+        .arg("scan")
+        .arg(&f)
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("hint: the rules are looked for in --rules DIR, then $COMPLYD_RULES"),
+        "{err}"
+    );
+}
+
 #[test]
 fn validate_reports_every_error_with_snippets() {
     let out = complyd()
