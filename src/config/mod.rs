@@ -124,6 +124,24 @@ impl Config {
 
     /// The warnings as `complyd check` prints them, with snippets (the
     /// file read again: the configuration does not keep its text).
+    /// What the configuration names from the rules — the rule ids and tags
+    /// of mail routes — must be in them (checked once both are loaded: at
+    /// start, by `complyd check`, on reload).
+    pub fn check_with_rules(&self, rules: &crate::rules::RuleSet) -> Result<(), LoadError> {
+        let diagnostics = self.daemon.mail.routing.unknown_names(rules);
+        if diagnostics.is_empty() {
+            return Ok(());
+        }
+        let sources = diagnostics
+            .iter()
+            .filter_map(|d| Some((d.path.clone(), std::fs::read_to_string(&d.path).ok()?)))
+            .collect();
+        Err(LoadError {
+            diagnostics,
+            sources,
+        })
+    }
+
     pub fn render_warnings(&self, now: jiff::Timestamp, color: bool) -> String {
         self.warnings(now)
             .iter()

@@ -40,6 +40,10 @@ fn load(
         eprint!("{}", e.render(color));
         ExitCode::from(EXIT_CONFIG)
     })?;
+    cfg.check_with_rules(&set).map_err(|e| {
+        eprint!("{}", e.render_as(color, "the configuration"));
+        ExitCode::from(EXIT_CONFIG)
+    })?;
     Ok((cfg, dir, set))
 }
 

@@ -33,9 +33,9 @@ use crate::finding::Severity;
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     #[serde(default)]
-    rules: Vec<String>,
+    rules: Vec<Spanned<String>>,
     #[serde(default)]
-    tags: Vec<String>,
+    tags: Vec<Spanned<String>>,
     #[serde(default)]
     severity: Vec<Spanned<String>>,
     to: Vec<Spanned<String>>,
@@ -82,6 +82,7 @@ pub fn build(
         g.value.clone()
     };
     let mut out = Vec::new();
+    let mut names = Vec::new();
     for r in routes {
         let to = r.to.iter().map(|g| group(g, &mut bad)).collect();
         let severity = r
@@ -112,9 +113,17 @@ pub fn build(
             }
             v
         });
+        for (tag, list) in [(false, &r.rules), (true, &r.tags)] {
+            names.extend(list.iter().map(|n| NameRef {
+                tag,
+                value: n.value.clone(),
+                path: path.to_path_buf(),
+                pos: Pos::from(&n.referenced),
+            }));
+        }
         out.push(Route {
-            rules: r.rules.clone(),
-            tags: r.tags.clone(),
+            rules: r.rules.iter().map(|n| n.value.clone()).collect(),
+            tags: r.tags.iter().map(|n| n.value.clone()).collect(),
             severity,
             to,
             delivery,
@@ -126,6 +135,59 @@ pub fn build(
         groups,
         routes: out,
         config_errors,
+        names,
+    }
+}
+
+/// A rule id or tag a route names, where the configuration names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameRef {
+    pub tag: bool,
+    pub value: String,
+    pub path: std::path::PathBuf,
+    pub pos: Pos,
+}
+
+impl Routing {
+    /// Routes naming a rule the rules do not have, or a tag no rule has:
+    /// a typo would otherwise route nothing, and mail would silently stop.
+    pub fn unknown_names(&self, rules: &crate::rules::RuleSet) -> Vec<Diagnostic> {
+        let ids: Vec<&str> = rules.rules.iter().map(|r| r.meta.id.as_str()).collect();
+        let mut tags: Vec<&str> = rules
+            .rules
+            .iter()
+            .flat_map(|r| r.meta.tags.iter().map(String::as_str))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let mut out = Vec::new();
+        for n in &self.names {
+            let (known, what) = match n.tag {
+                false => (&ids, "rule"),
+                true => (&tags, "tag"),
+            };
+            if known.contains(&n.value.as_str()) {
+                continue;
+            }
+            let mut msg = format!(
+                "no {what} `{}` in the rules: this route would never match it",
+                n.value
+            );
+            if let Some(close) = known
+                .iter()
+                .map(|k| (crate::rules::yaml::edit_distance(&n.value, k), *k))
+                .filter(|&(d, _)| d <= 2)
+                .min()
+            {
+                msg.push_str(&format!(" (did you mean `{}`?)", close.1));
+            }
+            let d = Diagnostic::new(&n.path, n.pos, Code::InvalidValue, msg);
+            out.push(match n.tag {
+                true => d.with_note(format!("tags in the rules: {}", tags.join(", "))),
+                false => d,
+            });
+        }
+        out
     }
 }
 
@@ -229,6 +291,9 @@ pub struct Routing {
     pub routes: Vec<Route>,
     /// Groups that receive configuration errors raised by a reload.
     pub config_errors: Vec<String>,
+    /// The rule ids and tags routes name, checked against the rules once
+    /// they are loaded ([`Routing::unknown_names`]).
+    pub names: Vec<NameRef>,
 }
 
 /// Where and when one violation is mailed.

@@ -177,6 +177,9 @@ pub fn load_all(opts: &RunOptions) -> Result<(Config, RuleSet), String> {
         (false, Some(r)) => r.clone(),
     };
     let rules = crate::rules::load(&dir).map_err(|e| e.render(false))?;
+    config
+        .check_with_rules(&rules)
+        .map_err(|e| e.render_as(false, "the configuration"))?;
     Ok((config, rules))
 }
 

@@ -373,3 +373,39 @@ fn missing_folders_logs_and_holidays_are_warned_about_by_check_run_and_status() 
     assert!(text.contains("warning[no-holidays]"), "{text}");
     assert!(text.contains("audit/app.jsonl does not exist"), "{text}");
 }
+
+/// From a new user's trial: a route naming a tag no rule has (`claimz`)
+/// routed nothing, mail silently stopped, and `check` said all was valid.
+#[test]
+fn check_refuses_a_route_naming_an_unknown_rule_or_tag_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        &format!(
+            "rules: {}\nstate: {}\nmail:\n  groups: {{supervision: [a@example.com]}}\n  routes:\n    \
+             - {{tags: [claimz], to: [supervision]}}\n    - {{rules: [no-such-rule, disease-treatment], to: [supervision]}}\n",
+            std::env::current_dir().unwrap().join("rules").display(),
+            dir.path().join("state").display(),
+        ),
+    );
+    let out = complyd()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("c.yaml:6:15: error[invalid-value]: no tag `claimz` in the rules"),
+        "{err}"
+    );
+    assert!(err.contains("(did you mean `claims`?)"), "{err}");
+    assert!(
+        err.contains("c.yaml:7:16: error[invalid-value]: no rule `no-such-rule`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("disease-treatment`"),
+        "a known rule is fine: {err}"
+    );
+}

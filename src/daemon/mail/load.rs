@@ -174,7 +174,10 @@ fn unknown_files(files: &[BTreeMap<String, (PathBuf, String)>; 2]) -> Vec<Diagno
                 "`{name}` is not a mail template, and no template includes it: it would be ignored"
             ),
         );
-        if let Some(close) = FILES.iter().find(|f| edit_distance(f, name) <= 2) {
+        if let Some(close) = FILES
+            .iter()
+            .find(|f| crate::rules::yaml::edit_distance(f, name) <= 2)
+        {
             d = d.with_note(format!("did you mean `{close}`?"));
         }
         out.push(d.with_note(format!(
@@ -183,26 +186,6 @@ fn unknown_files(files: &[BTreeMap<String, (PathBuf, String)>; 2]) -> Vec<Diagno
         )));
     }
     out
-}
-
-/// Levenshtein distance, for the suggestion of a misspelt file name.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// `{% autoescape %}` blocks, which would turn content into markup.
