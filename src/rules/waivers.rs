@@ -91,7 +91,17 @@ impl Waiver {
             ("fingerprint", v) => Scope::Fingerprint(v.to_string()),
             ("subject", v) => Scope::Subject(v.to_string()),
             ("path", v) => {
-                let m = globset::Glob::new(v)
+                // Violations carry absolute paths, but people write the part
+                // they know (`drop/*.txt`): a glob not starting at `/` may
+                // match at any depth. `*` stays within one folder, as in the
+                // watch globs; `**` crosses folders.
+                let full = match v.starts_with('/') || v.starts_with("**") {
+                    true => v.to_string(),
+                    false => format!("**/{v}"),
+                };
+                let m = globset::GlobBuilder::new(&full)
+                    .literal_separator(true)
+                    .build()
                     .map_err(|e| format!("invalid glob `{v}`: {e}"))?
                     .compile_matcher();
                 Scope::Path(v.to_string(), m)
@@ -264,5 +274,25 @@ mod tests {
         assert!(w[1].matches("any", "f", "s", &["drop/客服/热线/a.txt"], after));
         assert!(!w[1].matches("any", "f", "s", &["drop/a.txt"], after));
         assert_eq!(w[0].origin, "waivers.yaml:2");
+    }
+
+    /// From a new user's trial: `drop/*.txt` never matched, because stored
+    /// paths are absolute; and `*` crossed folders, unlike a watch glob.
+    #[test]
+    fn a_path_glob_matches_the_part_of_the_path_people_write() {
+        let w = |glob: &str| {
+            Waiver::new("*", ("path", glob), "r", "b", None, &tz(), String::new()).unwrap()
+        };
+        let now = Timestamp::now();
+        let hit = |w: &Waiver, p: &str| w.matches("r", "f", "s", &[p], now);
+        let a = "/srv/drop/2026/a.txt";
+        assert!(hit(&w("2026/*.txt"), a));
+        assert!(hit(&w("drop/**/*.txt"), a));
+        assert!(hit(&w("*.txt"), a));
+        assert!(hit(&w("/srv/drop/2026/a.txt"), a));
+        assert!(hit(&w("**/a.txt"), a));
+        assert!(!hit(&w("drop/*.txt"), a), "* stays within one folder");
+        assert!(!hit(&w("/drop/**"), a), "a glob from / is anchored");
+        assert!(!hit(&w("rop/2026/a.txt"), a), "whole folder names only");
     }
 }
