@@ -64,8 +64,10 @@ impl CoverageWarning {
         };
         format!(
             "no holidays for {} ({which} year): until they are added, its statutory \
-             holidays count as working days and its 调休 make-up days as weekends; copy the \
-             State Council's notice (国务院办公厅关于{}年部分节假日安排的通知) into the file",
+             holidays count as working days and its 调休 make-up days as weekends; add the \
+             State Council's notice (国务院办公厅关于{}年部分节假日安排的通知) to the holidays \
+             file that the configuration's `calendar.holidays` names (the built-in one cannot \
+             be edited: copy data/holidays.yaml from complyd's source, extend it, name the copy)",
             self.year, self.year
         )
     }
