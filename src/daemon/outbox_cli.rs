@@ -114,7 +114,13 @@ pub fn list(
         let what = if n > 1 {
             format!("digest of {n} violations ({rule}, …)")
         } else {
-            format!("{kind} of violation #{violation} ({rule})")
+            // Kinds read as what the message is: a report, a reopening …
+            let what = match kind.as_str() {
+                "violation" => "report",
+                "config-error" => "configuration error",
+                other => other,
+            };
+            format!("{what} of violation #{violation} ({rule})")
         };
         let to: Vec<String> = serde_json::from_str(&to).unwrap_or_default();
         let to = if to.is_empty() {

@@ -950,4 +950,16 @@ fn editor_lock_and_temporary_files_in_a_configured_folder_are_left_out() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(subjects, [drop.join("ok.txt").display().to_string()]);
+    // The outbox lists each message as what it is.
+    let out = assert_cmd::Command::cargo_bin("complyd")
+        .unwrap()
+        .args(["outbox", "list", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("report of violation #1 (disease-treatment)"),
+        "{text}"
+    );
 }
