@@ -51,11 +51,55 @@ pub struct RawRule {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+// By hand rather than `untagged`: serde's message for an untagged enum
+// ("data did not match any variant") tells a rule author nothing, and the
+// usual mistake is an unquoted clause number (`clause: 4.10`, read as 4.1).
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OneOrMany, D::Error> {
+        struct V;
+        const NUMBER: &str = "a clause is text: put it in quotes (\"4.10\"); unquoted, YAML reads a \
+                              number (4.10 becomes 4.1)";
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a text or a list of texts")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(s.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<OneOrMany, E> {
+                Err(E::custom(NUMBER))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<OneOrMany, E> {
+                Err(E::custom(NUMBER))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<OneOrMany, E> {
+                Err(E::custom(NUMBER))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                loop {
+                    match seq.next_element::<OneOrMany>()? {
+                        Some(OneOrMany::One(s)) => v.push(s),
+                        Some(OneOrMany::Many(_)) => {
+                            return Err(serde::de::Error::custom("a list inside the list"));
+                        }
+                        None => return Ok(OneOrMany::Many(v)),
+                    }
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl OneOrMany {
@@ -110,4 +154,29 @@ pub struct RawTerms {
     /// Regular expressions (Rust `regex` syntax, case-insensitive).
     #[serde(default)]
     pub regex: Vec<Spanned<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// From a new user's trial: `clause: 5.3` said "data did not match any
+    /// variant of untagged enum OneOrMany".
+    #[test]
+    fn a_clause_is_a_text_or_a_list_and_an_unquoted_number_says_to_quote_it() {
+        let one: OneOrMany = serde_saphyr::from_str("\"4.10\"").unwrap();
+        assert_eq!(one.into_vec(), ["4.10"]);
+        let many: OneOrMany = serde_saphyr::from_str("[\"5.3\", 广告法第十七条]").unwrap();
+        assert_eq!(many.into_vec(), ["5.3", "广告法第十七条"]);
+        for bad in ["5.3", "[\"5.3\", 4.10]", "7"] {
+            let e = serde_saphyr::from_str::<OneOrMany>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("put it in quotes"), "{bad}: {e}");
+        }
+        let e = serde_saphyr::from_str::<OneOrMany>("[[a]]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a list inside the list"), "{e}");
+    }
 }
