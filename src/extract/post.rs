@@ -1,4 +1,5 @@
-//! `*.post.json`: social-media post metadata (title, caption, hashtags).
+//! `*.post.json`: social-media post metadata (title, caption, hashtags —
+//! and any other text the file holds, named by its field).
 //!
 //! serde_json validates and unescapes but reports no spans, so a small
 //! scanner walks the same source to find where each string value starts.
@@ -83,7 +84,35 @@ pub(crate) fn extract(source: &str) -> Result<Vec<TextUnit>, String> {
             ));
         }
     }
+    // Any other text is checked too, named by its field: a misspelt
+    // `captoin` or an extra `desc` is content all the same, and skipping it
+    // would pass it in silence. Numbers, booleans and nulls are not text.
+    for (key, value) in &map {
+        if matches!(key.as_str(), "title" | "caption" | "hashtags") {
+            continue;
+        }
+        other_texts(key, value, &mut push);
+    }
     Ok(units)
+}
+
+/// The texts in a field outside the known ones, at any depth: `desc`,
+/// `tags[0]`, `meta.summary`.
+fn other_texts(name: &str, value: &Value, push: &mut dyn FnMut(String, &str)) {
+    match value {
+        Value::String(s) => push(name.to_owned(), s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                other_texts(&format!("{name}[{i}]"), item, push);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                other_texts(&format!("{name}.{k}"), v, push);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -257,14 +286,17 @@ fn scan_object(s: &mut Scanner<'_>, found: &mut Vec<Found>) -> Option<()> {
             return None;
         }
         s.skip_ws();
-        match (key.as_str(), s.peek()?) {
-            ("title" | "caption", '"') => {
+        // Every top-level text and list of texts (other fields are checked
+        // too, see `extract`).
+        match s.peek()? {
+            '"' => {
                 let (pos, raw) = s.string()?;
                 found.retain(|(f, _, _)| *f != key);
                 found.push((key, pos, raw));
             }
-            ("hashtags", '[') => {
-                found.retain(|(f, _, _)| !f.starts_with("hashtags["));
+            '[' => {
+                let prefix = format!("{key}[");
+                found.retain(|(f, _, _)| !f.starts_with(&prefix));
                 s.bump();
                 let mut i = 0usize;
                 loop {
@@ -279,7 +311,7 @@ fn scan_object(s: &mut Scanner<'_>, found: &mut Vec<Found>) -> Option<()> {
                         }
                         '"' => {
                             let (pos, raw) = s.string()?;
-                            found.push((format!("hashtags[{i}]"), pos, raw));
+                            found.push((format!("{key}[{i}]"), pos, raw));
                             i += 1;
                         }
                         _ => {
@@ -310,11 +342,34 @@ mod tests {
     }
 
     #[test]
+    /// From a new user's trial: a misspelt `captoin` and an extra `desc`
+    /// were passed without a word.
+    fn other_texts_are_checked_and_named_by_their_field() {
+        let src = "{\"title\":\"好物\",\n \"captoin\":\"本品根治失眠\",\"desc\":\"保证有效\",\"tags\":[\"根治\", 3],\"n\":3,\"ok\":true}";
+        let units = extract(src).unwrap();
+        let fields: Vec<_> = units.iter().map(|u| u.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["title", "captoin", "desc", "tags[0]"]);
+        let c = find(&units, "captoin");
+        assert_eq!((c.text.as_str(), c.line, c.column), ("本品根治失眠", 2, 13));
+    }
+
+    #[test]
     fn fields_and_positions() {
         let src = "{\n  \"id\": 42,\n  \"meta\": {\"title\": \"不是这个\", \"x\": [1, {\"y\": \"]\"}]},\n  \"title\": \"降压神器\",\n\t\"caption\":   \"坚持服用，根治高血压，100%有效！\",\n  \"hashtags\": [\"养生\", \"\",\n     \"根治\"]\n}\n";
         let units = extract(src).unwrap();
         let fields: Vec<_> = units.iter().map(|u| u.field.clone().unwrap()).collect();
-        assert_eq!(fields, ["title", "caption", "hashtags[0]", "hashtags[2]"]);
+        // Texts outside the known fields are checked too, after them.
+        assert_eq!(
+            fields,
+            [
+                "title",
+                "caption",
+                "hashtags[0]",
+                "hashtags[2]",
+                "meta.title",
+                "meta.x[1].y"
+            ]
+        );
         let title = find(&units, "title");
         assert_eq!(
             (title.text.as_str(), title.line, title.column),
