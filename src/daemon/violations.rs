@@ -67,6 +67,10 @@ pub fn list(
         );
         shown += 1;
     }
+    if total == 0 {
+        // Said, so that an empty answer is not taken for a failed command.
+        out.push_str("no violation matches\n");
+    }
     super::status::more_not_shown(&mut out, total, shown, " (--limit N shows more)");
     Ok(out)
 }
@@ -346,10 +350,15 @@ pub fn waivers(
             if now >= e {
                 flags.push("EXPIRED".to_string());
             } else {
-                flags.push(format!(
-                    "expires {}",
-                    tz.to_datetime(e).strftime("%Y-%m-%d %H:%M")
-                ));
+                // `--expires 2026-12-31` runs through that day: said so,
+                // not as the midnight after it.
+                let end = tz.to_datetime(e);
+                flags.push(if end.time() == jiff::civil::Time::midnight() {
+                    let day = end.date().yesterday().unwrap_or(end.date());
+                    format!("in force through {}", day.strftime("%Y-%m-%d"))
+                } else {
+                    format!("expires {}", end.strftime("%Y-%m-%d %H:%M"))
+                });
             }
         }
         let _ = writeln!(

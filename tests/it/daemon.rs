@@ -568,6 +568,38 @@ fn waivers_from_the_rules_folder_and_the_cli_apply_and_are_counted() {
         )
         .unwrap();
     assert_eq!(left, 0);
+    // An expiry day is listed as the last day in force, not the midnight
+    // after it; an empty list says so.
+    complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args(["waive", "--rule", "absolute-terms", "--subject", "nobody-2"])
+        .args([
+            "--reason",
+            "试用",
+            "--by",
+            "li.na",
+            "--expires",
+            "2099-12-31",
+        ])
+        .assert()
+        .success();
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .arg("waivers")
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("in force through 2099-12-31"), "{text}");
+    let out = complyd()
+        .args(["violations", "--config"])
+        .arg(&cfg)
+        .args(["list", "--rule", "absolute-terms", "--status", "fixed"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(text, "no violation matches\n");
 
     // An unknown rule in waivers.yaml is a configuration error, at its line.
     std::fs::write(
