@@ -30,19 +30,6 @@ impl Fields {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    /// Sets a field; a name given twice keeps the last value, as JSON
-    /// parsers do.
-    pub fn insert(&mut self, name: &str, value: Value) {
-        match self.0.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name_of(name), value)),
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(n, v)| (n.as_ref(), v))
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -217,15 +204,5 @@ mod tests {
         assert_eq!(f.get("n"), Some(&json!(1)));
         // Quadratic, this was ~60 s in a debug build; linear, well under one.
         assert!(took < std::time::Duration::from_secs(10), "{took:?}");
-    }
-
-    #[test]
-    fn insert_replaces_or_appends() {
-        let mut f = Fields::default();
-        f.insert("a", json!(1));
-        f.insert("text", json!("x"));
-        f.insert("a", json!(3));
-        let all: Vec<_> = f.iter().collect();
-        assert_eq!(all, [("a", &json!(3)), ("text", &json!("x"))]);
     }
 }
