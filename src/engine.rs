@@ -93,10 +93,18 @@ pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hour
 
 /// An in-memory [`State`]. Maps are keyed rule → key so that lookups by
 /// `&str` allocate nothing.
+///
+/// Rule ids and keys are shared (`Arc<str>`) between the maps and the wake
+/// queue: an obligation is put and removed for nearly every event of a
+/// deadline rule, and copying its strings each time was a measurable part
+/// of the daemon's ingestion.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    obligations: HashMap<String, HashMap<String, Obligation>>,
-    pending: BTreeSet<(Timestamp, String, String)>,
+    obligations: HashMap<Arc<str>, HashMap<Arc<str>, Obligation>>,
+    /// By wake, then rule and key: obligations due at the same instant fire
+    /// in the same order whatever the order they were put in (after a
+    /// restart, they are loaded in another).
+    pending: BTreeSet<(Timestamp, Arc<str>, Arc<str>)>,
     facts: HashMap<String, HashMap<String, Vec<Fact>>>,
     count: usize,
     /// Facts added since the last pruning pass, and the newest fact's time.
@@ -117,20 +125,27 @@ impl State for MemoryState {
 
     fn put_obligation(&mut self, ob: Obligation) {
         self.remove_obligation(&ob.rule, &ob.key);
-        self.pending
-            .insert((ob.wake, ob.rule.clone(), ob.key.clone()));
+        let rule = match self.obligations.get_key_value(ob.rule.as_str()) {
+            Some((r, _)) => r.clone(),
+            None => {
+                let r: Arc<str> = Arc::from(ob.rule.as_str());
+                self.obligations.insert(r.clone(), HashMap::default());
+                r
+            }
+        };
+        let key: Arc<str> = Arc::from(ob.key.as_str());
+        self.pending.insert((ob.wake, rule.clone(), key.clone()));
         self.count += 1;
-        self.obligations
-            .entry(ob.rule.clone())
-            .or_default()
-            .insert(ob.key.clone(), ob);
+        if let Some(m) = self.obligations.get_mut(&rule) {
+            m.insert(key, ob);
+        }
     }
 
     fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation> {
-        let ob = self.obligations.get_mut(rule)?.remove(key)?;
+        let rule_id = self.obligations.get_key_value(rule)?.0.clone();
+        let (key, ob) = self.obligations.get_mut(rule)?.remove_entry(key)?;
         self.count -= 1;
-        self.pending
-            .remove(&(ob.wake, ob.rule.clone(), ob.key.clone()));
+        self.pending.remove(&(ob.wake, rule_id, key));
         Some(ob)
     }
 

@@ -116,11 +116,18 @@ fn open_db(cfg: &Config) -> Result<rusqlite::Connection, ExitCode> {
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
-    let conn = rusqlite::Connection::open(&db).map_err(|e| {
+    let mut conn = rusqlite::Connection::open(&db).map_err(|e| {
         eprintln!("error: {}: {e}", db.display());
         ExitCode::FAILURE
     })?;
     let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+    // A database last written by an older complyd is upgraded here as the
+    // daemon would at its start: the commands read the current schema.
+    let _ = conn.pragma_update(None, "foreign_keys", "ON");
+    super::store::upgrade(&mut conn, &db).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
     Ok(conn)
 }
 

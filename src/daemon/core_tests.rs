@@ -159,7 +159,7 @@ fn dropped_file_claims_are_recorded_once_and_follow_edits() {
         .store()
         .conn()
         .query_row(
-            "SELECT data FROM violations WHERE rule = 'disease-treatment'",
+            "SELECT r.data FROM violations v JOIN violation_records r ON r.id = v.id WHERE v.rule = 'disease-treatment'",
             [],
             |r| r.get(0),
         )
@@ -264,7 +264,7 @@ fn unreadable_inputs_become_not_checked_records_never_panics() {
         let mut st = core
             .store()
             .conn()
-            .prepare("SELECT data FROM violations WHERE rule = 'not-checked' AND subject = ?1")
+            .prepare("SELECT r.data FROM violations v JOIN violation_records r ON r.id = v.id WHERE v.rule = 'not-checked' AND v.subject = ?1")
             .unwrap();
         st.query_map([p.display().to_string()], |r| r.get::<_, String>(0))
             .unwrap()
@@ -394,7 +394,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
     }
     for _ in 0..2 {
         let core = open_core(&db, Limits::default());
-        assert_eq!(count(&core, "PRAGMA user_version"), 7);
+        assert_eq!(count(&core, "PRAGMA user_version"), 8);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM violations"), 2);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM files"), 1);
     }
@@ -403,7 +403,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
         .pragma_update(None, "user_version", 99)
         .unwrap();
     match Store::open(&db) {
-        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 7)),
+        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 8)),
         other => panic!("expected TooNew, got {other:?}"),
     }
 }

@@ -262,7 +262,7 @@ fn deadlines_fire_at_due_plus_lateness_and_late_replies_are_marked() {
         .core
         .store()
         .conn()
-        .query_row("SELECT data FROM violations", [], |r| r.get(0))
+        .query_row("SELECT data FROM violation_records", [], |r| r.get(0))
         .unwrap();
     let record: Record = serde_json::from_str(&data).unwrap();
     assert!(record.detail.unwrap().contains("工作小时"));
@@ -435,7 +435,7 @@ fn bad_lines_are_recorded_and_the_rest_still_counts() {
         .store()
         .conn()
         .query_row(
-            "SELECT data FROM violations WHERE rule = 'disease-treatment'",
+            "SELECT r.data FROM violations v JOIN violation_records r ON r.id = v.id WHERE v.rule = 'disease-treatment'",
             [],
             |r| r.get(0),
         )

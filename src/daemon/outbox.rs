@@ -144,7 +144,7 @@ impl Store {
         let mut st = self
             .conn
             .prepare_cached(concat!(
-                "SELECT o.id, o.kind, o.attempts, v.data, o.recipients, o.route, o.digest,
+                "SELECT o.id, o.kind, o.attempts, r.data, o.recipients, o.route, o.digest,
                         o.window_end, o.delivered, o.rejected,
                         CASE WHEN o.kind = 'violation' THEN NULL ELSE
                             (SELECT t.message_id FROM outbox t WHERE t.violation = o.violation
@@ -153,6 +153,7 @@ impl Store {
                 " ORDER BY t.id LIMIT 1) END,
                         v.status IN ('waived', 'resolved', 'fixed', 'retracted')
                  FROM outbox o JOIN violations v ON v.id = o.violation
+                      JOIN violation_records r ON r.id = o.violation
                  WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2"
             ))

@@ -59,6 +59,47 @@ pub struct Record {
     pub dispatch: Option<Vec<super::route::Dispatch>>,
 }
 
+/// What a violation's rule says (its message, clause, tags, suggestion):
+/// the same for every violation of the rule, so the database keeps it
+/// once, in `rule_texts`, and each violation refers to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Texts<'a> {
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_en: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub clause: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<&'a str>,
+}
+
+/// A record as its `data` column keeps it: without the columns of its row
+/// (fingerprint, rule, severity, subject) and without its rule's texts.
+/// The view `violation_records` puts them back (schema v8).
+#[derive(Serialize)]
+struct Stored<'a> {
+    location: &'a [String],
+    at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excerpt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail_en: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cue: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiver: Option<&'a Waived>,
+}
+
 /// How a violation was waived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waived {
@@ -69,6 +110,34 @@ pub struct Waived {
 }
 
 impl Record {
+    /// Its rule's texts.
+    pub fn texts(&self) -> Texts<'_> {
+        Texts {
+            message: &self.message,
+            message_en: self.message_en.as_deref(),
+            clause: &self.clause,
+            tags: &self.tags,
+            suggestion: self.suggestion.as_deref(),
+        }
+    }
+
+    /// The `data` column: what is neither a column nor the rule's texts.
+    pub fn stored_json(&self) -> String {
+        serde_json::to_string(&Stored {
+            location: &self.location,
+            at: &self.at,
+            due: self.due.as_deref(),
+            matched: self.matched.as_deref(),
+            excerpt: self.excerpt.as_deref(),
+            detail: self.detail.as_deref(),
+            detail_en: self.detail_en.as_deref(),
+            cue: self.cue.as_deref(),
+            field: self.field.as_deref(),
+            waiver: self.waiver.as_ref(),
+        })
+        .unwrap_or_default()
+    }
+
     /// The files a violation points at (for path-scoped waivers).
     pub fn paths(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self
@@ -103,8 +172,14 @@ fn digest(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let out = h.finalize();
-    out.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    let mut s = String::with_capacity(32);
+    for b in &out[..16] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// Records for a checked file's findings. The n-th occurrence of the same

@@ -106,6 +106,24 @@ DROP TABLE violations;
 ALTER TABLE violations_v7 RENAME TO violations;
 CREATE UNIQUE INDEX violations_subject ON violations (subject, fingerprint);
 "#,
+    // v8: a rule's texts kept once (store/texts.rs); `data` keeps only what
+    // is neither a column nor the texts. The view gives every row's full
+    // record JSON: rows written before v8 carry everything in `data` and no
+    // texts, and patching them with their own columns changes nothing.
+    r#"
+CREATE TABLE rule_texts (id INTEGER PRIMARY KEY, data TEXT NOT NULL UNIQUE);
+ALTER TABLE violations ADD COLUMN texts INTEGER REFERENCES rule_texts (id);
+CREATE VIEW violation_records AS
+SELECT v.id AS id,
+       CASE WHEN json_valid(v.data) THEN
+           json_patch(json_patch(v.data, COALESCE(t.data, '{}')),
+                      json_object('fingerprint', v.fingerprint, 'rule', v.rule,
+                                  'severity', v.severity, 'subject', v.subject))
+       -- A damaged row reads as it is (the reader reports it), and never
+       -- fails the query that reads the others.
+       ELSE v.data END AS data
+  FROM violations v LEFT JOIN rule_texts t ON t.id = v.texts;
+"#,
 ];
 
 /// Migrations that rebuild a table other tables refer to: SQLite's
@@ -236,6 +254,33 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("violations_subject"), "{plan}");
+    }
+
+    #[test]
+    fn v8_reads_a_v7_record_through_the_view_as_it_was_written() {
+        let mut conn = v6_database();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        conn.execute_batch(MIGRATIONS[6]).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        let full = r#"{"fingerprint":"ef56","rule":"r","severity":"low","message":"信息",
+            "clause":["5.3"],"subject":"th-3","location":["a.jsonl:3"],"at":"2026-03-02 10:30"}"#;
+        conn.execute(
+            "INSERT INTO violations (id, fingerprint, rule, severity, subject, data, created, updated)
+             VALUES (11, 'ef56', 'r', 'low', 'th-3', ?1, 1, 1)",
+            [full],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let data: String = conn
+            .query_row(
+                "SELECT data FROM violation_records WHERE id = 11",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let as_json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        assert_eq!(as_json(&data), as_json(full));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::engine::{Fact, MemoryState, Obligation, State};
 use crate::event::{Event, Evidence};
 
 mod commit;
+mod texts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,6 +57,22 @@ pub enum StoreError {
         found: i64,
         known: usize,
     },
+}
+
+/// Brings the schema up to date (done by the daemon at start, and by a
+/// command that finds the database of an older complyd).
+pub(super) fn upgrade(conn: &mut Connection, db: &Path) -> Result<(), StoreError> {
+    migrate(conn).map_err(|e| match e {
+        Migrate::Sql(source) => StoreError::Sqlite {
+            path: db.to_path_buf(),
+            source,
+        },
+        Migrate::TooNew(found) => StoreError::TooNew {
+            path: db.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        },
+    })
 }
 
 /// A file as last checked, for the catch-up pass.
@@ -185,6 +202,7 @@ pub struct Store {
     /// A commit failed and so did the reload after it: the mirror may hold
     /// the undone input's changes.
     stale: bool,
+    texts: texts::TextsCache,
     /// Declared last: dropped after the connection.
     _checkpointer: Option<super::checkpoint::Checkpointer>,
 }
@@ -218,17 +236,7 @@ impl Store {
         // 8 MB of page cache instead of 2: a log batch's transaction touches
         // more pages than 2 MB hold, and spilling them costs WAL writes.
         conn.pragma_update(None, "cache_size", -8000).map_err(sq)?;
-        migrate(&mut conn).map_err(|e| match e {
-            Migrate::Sql(source) => StoreError::Sqlite {
-                path: db.to_path_buf(),
-                source,
-            },
-            Migrate::TooNew(found) => StoreError::TooNew {
-                path: db.to_path_buf(),
-                found,
-                known: MIGRATIONS.len(),
-            },
-        })?;
+        upgrade(&mut conn, db)?;
         // Checkpoints on their own thread (checkpoint.rs), the writer's
         // only as a backstop; where that cannot start, SQLite's own
         // automatic ones stay on.
@@ -253,6 +261,7 @@ impl Store {
             started: false,
             last_prune: None,
             stale: false,
+            texts: Default::default(),
             _checkpointer: checkpointer,
         };
         store.reload()?;
@@ -286,6 +295,7 @@ impl Store {
     /// Rebuilds the mirror from the database (at start, and after a failed
     /// commit so that memory matches disk again).
     pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.texts.clear();
         let mut mem = MemoryState::default();
         let obligations = self.keyed_rows("SELECT rule, key, data FROM obligations")?;
         let mut on_disk = HashSet::new();

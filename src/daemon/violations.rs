@@ -121,7 +121,8 @@ pub fn show(conn: &Connection, which: &str, tz: &jiff::tz::TimeZone) -> Result<S
         Option<String>,
     ) = conn
         .query_row(
-            "SELECT status, note, data, created, updated, late_at FROM violations WHERE id = ?1",
+            "SELECT v.status, v.note, r.data, v.created, v.updated, v.late_at
+             FROM violations v JOIN violation_records r ON r.id = v.id WHERE v.id = ?1",
             [id],
             |r| {
                 Ok((
@@ -283,8 +284,8 @@ pub fn waive(
         None => {
             let mut st = tx
                 .prepare(
-                    "SELECT id, data FROM violations
-                     WHERE status IN ('open', 'acked') AND (rule = ?1 OR ?1 = '*')",
+                    "SELECT v.id, r.data FROM violations v JOIN violation_records r ON r.id = v.id
+                     WHERE v.status IN ('open', 'acked') AND (v.rule = ?1 OR ?1 = '*')",
                 )
                 .map_err(|e| e.to_string())?;
             let rows: Vec<(i64, String)> = st

@@ -57,7 +57,7 @@ async fn english_mail_from_custom_templates_arrives_as_written() {
 
     let db = s.db();
     let mut st = db
-        .prepare("SELECT fingerprint, data FROM violations")
+        .prepare("SELECT v.fingerprint, r.data FROM violations v JOIN violation_records r ON r.id = v.id")
         .unwrap();
     let stored: HashMap<String, serde_json::Value> = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

@@ -176,7 +176,10 @@ impl Site {
     pub(crate) fn violations(&self) -> Vec<(String, String, String, serde_json::Value)> {
         let c = self.db().unwrap();
         let mut st = c
-            .prepare("SELECT rule, subject, status, data FROM violations ORDER BY id")
+            .prepare(
+                "SELECT v.rule, v.subject, v.status, r.data FROM violations v
+                 JOIN violation_records r ON r.id = v.id ORDER BY v.id",
+            )
             .unwrap();
         st.query_map([], |r| {
             Ok((

@@ -363,7 +363,7 @@ async fn chinese_subject_and_mime_structure_survive_a_real_server() {
 
     let db = s.db();
     let mut st = db
-        .prepare("SELECT fingerprint, data FROM violations")
+        .prepare("SELECT v.fingerprint, r.data FROM violations v JOIN violation_records r ON r.id = v.id")
         .unwrap();
     let expected: HashMap<String, serde_json::Value> = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

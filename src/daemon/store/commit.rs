@@ -57,8 +57,8 @@ impl Store {
             }
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO violations (fingerprint, rule, severity, subject, data, created, updated)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    "INSERT OR IGNORE INTO violations (fingerprint, rule, severity, subject, data, created, updated, texts)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                 )
                 .map_err(sq)?;
             let mut mail = tx
@@ -85,15 +85,16 @@ impl Store {
                 )
                 .map_err(sq)?;
             for r in &w.records {
-                let data = serde_json::to_string(r).unwrap_or_default();
+                let texts = self.texts.id(&tx, r).map_err(sq)?;
                 let n = ins
                     .execute(params![
                         r.fingerprint,
                         r.rule,
                         r.severity.as_str(),
                         r.subject,
-                        data,
-                        now_ms
+                        r.stored_json(),
+                        now_ms,
+                        texts
                     ])
                     .map_err(sq)?;
                 if n == 1
