@@ -81,6 +81,10 @@ pub trait State: std::fmt::Debug {
     fn obligation_count(&self) -> usize;
 }
 
+/// The wake of an obligation that waits for an event, not for a time: a
+/// staleness rule's subject already reported, until its renewing event.
+pub const NEVER: Timestamp = Timestamp::MAX;
+
 /// How long a violated deadline waits for a late discharge before it is
 /// forgotten (bounds the state by open obligations, not by log length).
 pub const LATE_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);

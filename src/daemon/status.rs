@@ -108,7 +108,19 @@ pub fn report(
         let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
         let subject = data["subject"].as_str().unwrap_or(&key);
         let at = when(Some(wake), tz);
+        let dormant = wake >= crate::engine::NEVER.as_millisecond();
         let _ = match data["fired"].as_bool() {
+            Some(true) if dormant => {
+                let due = data["due"]
+                    .as_str()
+                    .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+                    .map(|d| d.as_millisecond());
+                writeln!(
+                    out,
+                    "  {rule}  {subject}  overdue since {} (reported); waits for its renewal",
+                    when(due, tz)
+                )
+            }
             Some(true) => writeln!(
                 out,
                 "  {rule}  {subject}  overdue (reported); a late discharge is marked until {at}"
@@ -357,7 +369,24 @@ mod tests {
         };
         row("c-9\u{1e}late", "c-9", true);
         row("ks\u{1f}a", "ks/a", false);
+        // A staleness lapse reported, waiting for its renewal.
+        let data = serde_json::json!({
+            "subject": "ks-main", "started": "2026-01-05T02:00:00Z",
+            "due": "2026-04-05T02:00:00Z", "wake": crate::engine::NEVER,
+            "evidence": [], "fired": true,
+        });
+        conn.execute(
+            "INSERT INTO obligations (rule, key, wake, data) VALUES ('password-age', 'ks-main', ?1, ?2)",
+            rusqlite::params![crate::engine::NEVER.as_millisecond(), data.to_string()],
+        )
+        .unwrap();
         let text = report(&db, &jiff::tz::TimeZone::UTC, &[]).unwrap();
+        assert!(
+            text.contains(
+                "password-age  ks-main  overdue since 2026-04-05 02:00:00 (reported); waits for its renewal"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "reply-general-1h  c-9  overdue (reported); a late discharge is marked until"

@@ -324,3 +324,60 @@ fn a_missed_deadline_is_explained_in_natural_chinese() {
         "回复应在1个工作小时内完成，截至2026-03-06 11:00仍未完成"
     );
 }
+
+fn password_changed(ts: &str, account: &str) -> String {
+    format!(
+        r#"{{"ts":"{ts}","type":"account.password_changed","account":"{account}","by":"zhao.min"}}"#
+    )
+}
+
+#[test]
+fn a_password_unchanged_for_most_of_a_year_is_one_violation_not_one_per_period() {
+    let log = [
+        password_changed("2026-01-05T10:00:00+08:00", "ks-main"),
+        password_changed("2026-01-05T10:00:00+08:00", "ks-service"),
+        // ks-service keeps to the rule all year.
+        password_changed("2026-04-01T10:00:00+08:00", "ks-service"),
+        password_changed("2026-06-25T10:00:00+08:00", "ks-service"),
+        password_changed("2026-09-20T10:00:00+08:00", "ks-service"),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-12-01T10:00:00+08:00");
+    let r = of_rule(&v, "password-age");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["subject"], "ks-main");
+    assert_eq!(r[0]["due"], "2026-04-05 10:00");
+    assert!(r[0]["late"].is_null(), "{v:?}");
+}
+
+#[test]
+fn a_late_renewal_marks_the_lapse_late_and_starts_the_next_period() {
+    let log = [
+        password_changed("2026-01-05T10:00:00+08:00", "ks-main"),
+        password_changed("2026-01-05T10:00:00+08:00", "ks-service"),
+        password_changed("2026-03-20T10:00:00+08:00", "ks-service"),
+        password_changed("2026-06-10T10:00:00+08:00", "ks-service"),
+        // Due 2026-04-05, changed ten days late.
+        password_changed("2026-04-15T10:00:00+08:00", "ks-main"),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-07-20T10:00:00+08:00");
+    let r = of_rule(&v, "password-age");
+    assert_eq!(r.len(), 2, "{v:?}");
+    let mut r: Vec<(String, String)> = r
+        .iter()
+        .map(|x| (x["due"].as_str().unwrap().into(), x["late"].to_string()))
+        .collect();
+    r.sort();
+    // The next period runs from the late change: due 2026-07-14, missed.
+    assert_eq!(
+        r,
+        [
+            (
+                "2026-04-05 10:00".to_string(),
+                "\"2026-04-15 10:00\"".to_string()
+            ),
+            ("2026-07-14 10:00".to_string(), "null".to_string()),
+        ]
+    );
+}

@@ -1,7 +1,14 @@
 //! `staleness`: for each subject (of a roster, or seen in the log), the
 //! latest event of a type must lie within a period: passwords changed every
 //! 90 days, an appraisal every quarter, a publication at least every N days.
-//! Reported once per overdue period, not on every tick.
+//!
+//! Reported once per lapse, however long it lasts (a reminder mail follows
+//! a violation left open, `mail.remind_after`): a year without a password
+//! change is one violation, not four — and a log first read long after its
+//! last renewal does not mail one report per period missed. The renewing
+//! event, within the deadlines' wait for a late discharge, marks the
+//! violation late (or withdraws it, when logged too late for the window but
+//! done in time), and starts the next period.
 
 use std::time::Duration;
 
@@ -11,7 +18,7 @@ use serde_saphyr::Spanned;
 use super::{EventSpec, wording};
 use crate::calendar::Clock;
 use crate::diag::{Code, Pos};
-use crate::engine::{EvalCx, EventCheck, Obligation, local_time};
+use crate::engine::{Effect, EvalCx, EventCheck, LATE_RETENTION, NEVER, Obligation, local_time};
 use crate::event::Event;
 use crate::rules::compile::{Cx, pos_of};
 use crate::rules::cond::{EventMatch, RawEventMatch, compile_duration, compile_match};
@@ -121,6 +128,19 @@ impl EventCheck for StalenessCheck {
             return;
         };
         if self.event.matches(ev, &cx.env.lists) {
+            // A lapse reported and still waiting for its late renewal.
+            if let Some(ob) = cx.state.obligation(&cx.meta.id, &subject)
+                && ob.fired
+                && ob.wake != NEVER
+            {
+                cx.effects.push(Effect::Late {
+                    rule: ob.rule,
+                    subject: ob.subject,
+                    due: ob.due,
+                    at: ev.ts,
+                    evidence: ev.evidence.clone(),
+                });
+            }
             self.arm(cx, subject, ev.evidence.clone(), ev.ts);
         } else if self.roster.is_none() && !cx.state.has_obligation(&cx.meta.id, &subject) {
             // A subject seen for the first time starts its first period now.
@@ -129,6 +149,14 @@ impl EventCheck for StalenessCheck {
     }
 
     fn on_due(&self, cx: &mut EvalCx<'_>, mut ob: Obligation) {
+        if ob.fired {
+            // The wait for a late renewal is over; the subject stays
+            // reported until its next renewing event, which starts a new
+            // period (so other events do not start one for it either).
+            ob.wake = NEVER;
+            cx.state.put_obligation(ob);
+            return;
+        }
         let since = local_time(&cx.env.calendar, ob.started);
         let period = wording::span(self.every, self.clock);
         // A roster subject never seen is counted from the start of watching.
@@ -141,9 +169,10 @@ impl EventCheck for StalenessCheck {
             ob.evidence.clone(),
             Some(detail),
         );
-        // Once per overdue period: the next report is a whole period later.
-        ob.due = cx.env.calendar.add(ob.due, self.every, self.clock);
-        ob.wake = ob.due;
+        // Once per lapse: it now waits for the renewing event, marked late
+        // if it comes within the wait (as a deadline's discharge is).
+        ob.fired = true;
+        ob.wake = ob.due.checked_add(LATE_RETENTION).unwrap_or(NEVER);
         cx.state.put_obligation(ob);
     }
 }
