@@ -113,7 +113,7 @@ pub fn report(
             Some(true) if dormant => {
                 let due = data["due"]
                     .as_str()
-                    .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+                    .and_then(|d| d.parse::<Timestamp>().ok())
                     .map(|d| d.as_millisecond());
                 writeln!(
                     out,
