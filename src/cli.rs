@@ -64,13 +64,18 @@ enum Command {
         /// Output format: human (compiler-style lines) or json (one object per line).
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
-        /// Files larger than this many bytes are reported as not checked.
-        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
+        /// Files larger than this are reported as not checked: bytes, or
+        /// with K, M, G (1024s) or KB, MB, GB (1000s), e.g. 20MiB.
+        #[arg(long, value_name = "SIZE", default_value = "20MiB", value_parser = crate::extract::parse_size)]
         max_file_size: u64,
         /// Also check hidden files and folders (names starting with '.').
         #[arg(long)]
         hidden: bool,
-        /// Files or folders to check.
+        /// The name findings give standard input (`-`); its extension
+        /// chooses the format, as a file's does (default: plain text).
+        #[arg(long, value_name = "NAME", default_value = "<stdin>")]
+        stdin_name: PathBuf,
+        /// Files or folders to check; `-` reads standard input.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
@@ -291,6 +296,7 @@ pub fn main() -> ExitCode {
             format,
             max_file_size,
             hidden,
+            stdin_name,
             paths,
         } => {
             let Some(set) = load_rules(&rules_dir(rules), err_color) else {
@@ -306,6 +312,7 @@ pub fn main() -> ExitCode {
                     ..Limits::default()
                 },
                 hidden,
+                stdin_name,
             };
             run_scan(&set, &paths, &opts, format, out_color)
         }
@@ -463,13 +470,12 @@ fn run_scan(
     color: bool,
 ) -> ExitCode {
     let mut summary = ScanSummary::default();
-    let files = match collect_files(paths, opts, &mut summary) {
-        Ok(f) => f,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    // A path that is not there is reported, and the others are still
+    // checked (as ripgrep does); the exit code says so at the end.
+    let (files, missing) = collect_files(paths, opts, &mut summary);
+    for msg in &missing {
+        eprintln!("error: {msg}");
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_failed = false;
@@ -485,6 +491,9 @@ fn run_scan(
     eprintln!("{}", summary.render());
     if write_failed {
         eprintln!("error: could not write all findings to standard output");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !missing.is_empty() {
         return ExitCode::from(EXIT_USAGE);
     }
     if summary.findings > 0 {

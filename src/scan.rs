@@ -3,16 +3,22 @@
 use std::path::{Path, PathBuf};
 
 use crate::check::check_document;
-use crate::extract::{Extracted, Limits, extract_path};
+use crate::extract::{Extracted, Limits, extract_bytes, extract_path};
 use crate::finding::Finding;
 use crate::rules::RuleSet;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub limits: Limits,
     /// Include hidden files and folders (names starting with '.').
     pub hidden: bool,
+    /// What standard input (the path `-`) is called in findings; its
+    /// extension chooses the format.
+    pub stdin_name: PathBuf,
 }
+
+/// The path that stands for standard input.
+pub const STDIN: &str = "-";
 
 /// Totals printed after a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,16 +60,33 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Lists the files under `paths` in a stable order. Missing paths are errors.
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            limits: Limits::default(),
+            hidden: false,
+            stdin_name: PathBuf::from("<stdin>"),
+        }
+    }
+}
+
+/// Lists the files under `paths` in a stable order, and the paths that are
+/// not there (one message each). `-` (standard input) is kept as it is.
 pub fn collect_files(
     paths: &[PathBuf],
     opts: &ScanOptions,
     summary: &mut ScanSummary,
-) -> Result<Vec<PathBuf>, String> {
+) -> (Vec<PathBuf>, Vec<String>) {
     let mut files = Vec::new();
+    let mut missing = Vec::new();
     for p in paths {
+        if p.as_os_str() == STDIN {
+            files.push(p.clone());
+            continue;
+        }
         if !p.exists() {
-            return Err(format!("{}: no such file or directory", p.display()));
+            missing.push(format!("{}: no such file or directory", p.display()));
+            continue;
         }
         if p.is_file() {
             files.push(p.clone());
@@ -92,7 +115,7 @@ pub fn collect_files(
             }
         }
     }
-    Ok(files)
+    (files, missing)
 }
 
 /// Checks one file: its findings, or one "not checked" finding with the reason.
@@ -100,6 +123,25 @@ pub fn check_file(rules: &RuleSet, path: &Path, limits: &Limits) -> Vec<Finding>
     match extract_path(path, limits) {
         Extracted::Checked(doc) => check_document(rules, path, &doc),
         Extracted::NotChecked { reason } => vec![Finding::not_checked(path.to_path_buf(), &reason)],
+    }
+}
+
+/// Checks standard input as a file called `name`.
+fn check_stdin(rules: &RuleSet, name: &Path, limits: &Limits) -> Vec<Finding> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells extract_bytes it is too big.
+    let read = std::io::stdin()
+        .lock()
+        .take(limits.max_file_bytes.saturating_add(1))
+        .read_to_end(&mut bytes);
+    if let Err(e) = read {
+        let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
+        return vec![Finding::not_checked(name.to_path_buf(), &reason)];
+    }
+    match extract_bytes(name, &bytes, limits) {
+        Extracted::Checked(doc) => check_document(rules, name, &doc),
+        Extracted::NotChecked { reason } => vec![Finding::not_checked(name.to_path_buf(), &reason)],
     }
 }
 
@@ -112,7 +154,11 @@ pub fn scan(
     sink: &mut dyn FnMut(&Finding),
 ) {
     for path in files {
-        let findings = check_file(rules, path, &opts.limits);
+        let findings = if path.as_os_str() == STDIN {
+            check_stdin(rules, &opts.stdin_name, &opts.limits)
+        } else {
+            check_file(rules, path, &opts.limits)
+        };
         if findings
             .iter()
             .any(|f| f.rule == crate::finding::NOT_CHECKED)

@@ -12,7 +12,7 @@
 //! stable_for: 1s                   # a file is checked once unchanged this long
 //! poll: 5s                         # poll instead of inotify (network shares)
 //! allowed_lateness: 5m             # reorder window for events written late
-//! max_file_size: 20971520          # bytes; larger files are reported not checked
+//! max_file_size: 20MiB             # larger files are reported not checked (bytes, K/M/G, KB/MB/GB)
 //! mail:
 //!   dir: /var/lib/complyd/mail     # .eml files, when no SMTP server is configured
 //!   from: complyd@example.com
@@ -78,7 +78,7 @@ struct RawConfig {
     #[serde(default)]
     allowed_lateness: Option<Spanned<String>>,
     #[serde(default)]
-    max_file_size: Option<u64>,
+    max_file_size: Option<Spanned<String>>,
     #[serde(default)]
     mail: Option<RawMail>,
 }
@@ -373,8 +373,11 @@ fn daemon_section(
     if let Some(d) = duration(&raw.allowed_lateness) {
         c.allowed_lateness = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
     }
-    if let Some(n) = raw.max_file_size {
-        c.max_file_bytes = n;
+    if let Some(n) = &raw.max_file_size {
+        match crate::extract::parse_size(&n.value) {
+            Ok(n) => c.max_file_bytes = n,
+            Err(e) => invalid(n, e),
+        }
     }
     if let Some(m) = &raw.mail {
         mail::section(path, base, m, &mut c.mail, diags, sources);
@@ -439,5 +442,22 @@ mod tests {
         let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
         assert_eq!(lines, [3, 4, 6], "{err}");
         assert!(err.diagnostics.iter().all(|d| d.code == Code::InvalidValue));
+    }
+
+    #[test]
+    fn max_file_size_is_bytes_or_a_size_with_its_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.yaml");
+        let size = |v: &str| {
+            std::fs::write(&f, format!("max_file_size: {v}\n")).unwrap();
+            load(&f).map(|c| c.daemon.max_file_bytes)
+        };
+        assert_eq!(size("20971520").unwrap(), 20 << 20);
+        assert_eq!(size("5MiB").unwrap(), 5 << 20);
+        assert_eq!(size("\"512 K\"").unwrap(), 512 << 10);
+        let err = size("lots").unwrap_err();
+        assert_eq!(err.diagnostics[0].code, Code::InvalidValue, "{err}");
+        assert_eq!(err.diagnostics[0].pos.line, 1);
+        assert!(err.diagnostics[0].message.contains("20MiB"), "{err}");
     }
 }

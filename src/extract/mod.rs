@@ -36,6 +36,40 @@ impl Default for Limits {
     }
 }
 
+/// A size as people write it: `20971520`, `20MiB`, `20 MiB`, `512K`,
+/// `1.5G`. K, M, G, KiB, MiB, GiB count in 1024s (as ripgrep's
+/// `--max-filesize` does); KB, MB, GB in 1000s.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size: write bytes, or a number with K, M, G (1024s) or KB, MB, GB \
+                 (1000s), e.g. 20MiB"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: it needs a number, e.g. 20MiB"))?;
+    let bytes = n * scale as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("`{s}` is not a usable size (at least 1 byte)"));
+    }
+    Ok(bytes as u64)
+}
+
 /// One stretch of text checked as a unit; matches never span two units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextUnit {

@@ -298,3 +298,18 @@ proptest! {
         let _ = extract_bytes(Path::new(&format!("f.{ext}")), &bytes, &Limits::default());
     }
 }
+
+#[test]
+fn sizes_are_read_as_people_write_them() {
+    use super::parse_size;
+    assert_eq!(parse_size("20971520"), Ok(20 << 20));
+    assert_eq!(parse_size("20MiB"), Ok(20 << 20));
+    assert_eq!(parse_size("20 M"), Ok(20 << 20));
+    assert_eq!(parse_size("512k"), Ok(512 << 10));
+    assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+    assert_eq!(parse_size("10MB"), Ok(10_000_000));
+    assert!(parse_size("20 MiBs").unwrap_err().contains("20MiB"));
+    assert!(parse_size("MiB").is_err());
+    assert!(parse_size("0").is_err());
+    assert!(parse_size("-1").is_err());
+}

@@ -129,11 +129,78 @@ fn scan_reports_gbk_and_binary_files() {
 }
 
 #[test]
-fn scan_missing_path_is_usage_error() {
-    complyd()
+fn scan_missing_path_is_reported_and_the_other_paths_still_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "draft.txt", "本品可根治高血压\n");
+    let out = complyd()
         .args(["scan", "--rules", "rules", "no/such/file.txt"])
+        .arg(&f)
+        .args(["also/missing"])
         .assert()
         .code(2);
+    let o = out.get_output();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("disease-treatment"), "{stdout}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: no/such/file.txt: no such file or directory")
+            && err.contains("error: also/missing: no such file or directory")
+            && err.contains("1 file checked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scan_reads_standard_input_named_as_asked() {
+    let out = complyd()
+        .args(["scan", "--rules", "rules", "-"])
+        .write_stdin("第一行\n本品可根治高血压\n")
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.starts_with("<stdin>:2:4  critical  disease-treatment"),
+        "{stdout}"
+    );
+    // The name's extension chooses the format: cue timings are not text.
+    let srt = "1\n00:00:01,000 --> 00:00:02,000\n本品可根治高血压\n";
+    let out = complyd()
+        .args([
+            "scan",
+            "--rules",
+            "rules",
+            "--stdin-name",
+            "drafts/v1.srt",
+            "-",
+        ])
+        .write_stdin(srt)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.starts_with("drafts/v1.srt:3:4  critical"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn max_file_size_takes_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "big.txt", &"今天天气很好。".repeat(200));
+    let out = complyd()
+        .args(["scan", "--rules", "rules", "--max-file-size", "1K"])
+        .arg(&f)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("over the 1024-byte limit"), "{stdout}");
+    let out = complyd()
+        .args(["scan", "--rules", "rules", "--max-file-size", "20 parsecs"])
+        .arg(&f)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("is not a size"), "{err}");
 }
 
 #[test]
