@@ -299,19 +299,31 @@ pub(super) fn digest<'a>(
 }
 
 /// The `short(n)` filter: one line (control characters, CR and LF among
-/// them, become spaces), at most `n` characters, `…` when cut.
+/// them, become spaces), at most `n` characters, `…` when cut. English is
+/// cut between words (`Reply overdue for…`, not `Reply overdue fo…`) when
+/// a space leaves at least half; Chinese, which has none, anywhere.
 pub fn short(s: &str, n: usize) -> String {
     let s: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if s.chars().count() <= n {
-        s
-    } else {
-        let mut t: String = s.chars().take(n).collect();
-        t.push('…');
-        t
+        return s;
     }
+    let mut t: String = s.chars().take(n).collect();
+    let next = s.chars().nth(n);
+    let in_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if in_word(t.chars().last())
+        && in_word(next)
+        && let Some(i) = t.rfind(' ')
+        && t[..i].chars().count() >= n / 2
+    {
+        t.truncate(i);
+    }
+    let kept = t.trim_end_matches([' ', ',', ';', ':', '-']).len();
+    t.truncate(kept);
+    t.push('…');
+    t
 }
 
 /// The `short_path(n)` filter, for subjects: one line, at most `n`
@@ -465,6 +477,14 @@ mod tests {
         assert!(v.highlight.is_none());
         assert_eq!(short("a\r\nBcc: x", 20), "a  Bcc: x");
         assert_eq!(short("宣称治愈疾病", 4), "宣称治愈…");
+        // English between words; a single long word is still cut.
+        assert_eq!(
+            short("Reply to a general question overdue", 20),
+            "Reply to a general…"
+        );
+        assert_eq!(short("Reply to a, general question", 11), "Reply to a…");
+        assert_eq!(short("Supercalifragilistic", 8), "Supercal…");
+        assert_eq!(short("Reply overdue now", 13), "Reply overdue…");
     }
 
     #[test]
