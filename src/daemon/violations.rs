@@ -42,7 +42,8 @@ pub fn list(
         |r| r.get(0),
     )?;
     let mut st = conn.prepare(&format!(
-        "SELECT id, status, severity, rule, subject, created, fingerprint {WHERE}
+        "SELECT id, status, severity, rule, subject, created, fingerprint,
+                CASE WHEN json_valid(data) THEN json_extract(data, '$.at') END {WHERE}
          ORDER BY id DESC LIMIT ?3"
     ))?;
     let rows = st.query_map(params![status, rule, limit as i64], |r| {
@@ -54,17 +55,18 @@ pub fn list(
             r.get::<_, String>(4)?,
             r.get::<_, i64>(5)?,
             r.get::<_, String>(6)?,
+            r.get::<_, Option<String>>(7)?,
         ))
     })?;
     let mut out = String::new();
     let mut shown = 0;
     for row in rows {
-        let (id, status, sev, rule, subject, created, fp) = row?;
-        let _ = writeln!(
-            out,
-            "#{id}  {status}  {sev}  {rule}  {subject}  {}  {fp}",
-            when(created, tz)
-        );
+        let (id, status, sev, rule, subject, created, fp, at) = row?;
+        // When it happened (a deadline's due instant, the event's time, when
+        // the file was checked), as `show` says under `at:`; the time it was
+        // recorded only for a row that lacks it.
+        let at = at.unwrap_or_else(|| when(created, tz));
+        let _ = writeln!(out, "#{id}  {status}  {sev}  {rule}  {subject}  {at}  {fp}");
         shown += 1;
     }
     if total == 0 {

@@ -351,6 +351,27 @@ fn run_once_on_the_examples_covers_every_pack_and_repeats_nothing() {
     );
     let text = listed(&["violations", "list", "--limit", "1000"]);
     assert!(!text.contains("more not shown"), "{text}");
+    // Each says when it happened (its due instant, its event's time), not
+    // when this run recorded it.
+    let mut st = db
+        .prepare("SELECT id, json_extract(data, '$.at') FROM violation_records")
+        .unwrap();
+    let ats: Vec<(i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, at) in &ats {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("#{id}  ")))
+            .unwrap_or_else(|| panic!("#{id} not listed: {text}"));
+        assert!(line.contains(&format!("  {at}  ")), "{line}");
+    }
+    assert!(
+        ats.iter().any(|(_, at)| at.starts_with("2026-0")),
+        "{ats:?}"
+    );
     let text = listed(&["outbox", "list", "--limit", "1"]);
     assert!(
         text.contains(&format!("… {} more not shown", violations - 1)),
