@@ -287,6 +287,7 @@ pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: b
         Ok(v) => v,
         Err(code) => return code,
     };
+    super::logging::set_time_zone(cfg.calendar.time_zone());
     // Logged at start, and again by each reload (daemon::run).
     for w in cfg.warnings(jiff::Timestamp::now()) {
         tracing::warn!("{}", w.header());

@@ -48,6 +48,7 @@ fn install(verbosity: Option<&str>) {
 
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_timer(LocalTime)
         .with_target(false)
         .with_ansi(!under_journal && std::io::stderr().is_terminal());
     let installed = if under_journal {
@@ -61,6 +62,43 @@ fn install(verbosity: Option<&str>) {
     };
     if installed && let Some(e) = journald_error {
         tracing::warn!("journald unreachable ({e}); logging to stderr");
+    }
+}
+
+/// The time zone log lines are stamped in: the calendar's, once the
+/// configuration is read (the commands show times in it too), else the
+/// system's.
+static TIME_ZONE: std::sync::RwLock<Option<jiff::tz::TimeZone>> = std::sync::RwLock::new(None);
+
+/// Stamps log lines in `tz` from now on (at start and on each reload).
+pub fn set_time_zone(tz: &jiff::tz::TimeZone) {
+    if let Ok(mut z) = TIME_ZONE.write() {
+        *z = Some(tz.clone());
+    }
+}
+
+/// Local time with its offset (`2026-03-02T10:30:00.123+08:00`): a log
+/// line and `complyd status` name the same instant the same way, where
+/// UTC stamps read eight hours off.
+struct LocalTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LocalTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let tz = TIME_ZONE
+            .read()
+            .ok()
+            .and_then(|z| z.clone())
+            .unwrap_or_else(jiff::tz::TimeZone::system);
+        let now = jiff::Timestamp::now();
+        let off = tz.to_offset(now).seconds();
+        let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+        write!(
+            w,
+            "{}{sign}{:02}:{:02}",
+            tz.to_datetime(now).strftime("%Y-%m-%dT%H:%M:%S%.3f"),
+            off / 3600,
+            off % 3600 / 60
+        )
     }
 }
 
@@ -107,6 +145,21 @@ pub fn stderr_is_journal(journal_stream: Option<&str>, stderr_dev_ino: Option<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_are_stamped_in_the_calendars_zone_with_its_offset() {
+        use tracing_subscriber::fmt::time::FormatTime;
+        set_time_zone(&jiff::tz::TimeZone::fixed(jiff::tz::offset(8)));
+        let mut s = String::new();
+        LocalTime
+            .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut s))
+            .unwrap();
+        // 2026-03-02T10:30:00.123+08:00
+        assert_eq!(s.len(), 29, "{s}");
+        assert!(s.ends_with("+08:00") && s.as_bytes()[10] == b'T', "{s}");
+        let t: jiff::Timestamp = s.parse().unwrap();
+        assert!(jiff::Timestamp::now().duration_since(t).abs().as_secs() < 5);
+    }
 
     #[test]
     fn journal_stream_must_name_stderr() {

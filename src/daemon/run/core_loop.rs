@@ -178,6 +178,7 @@ pub(super) async fn core_loop(
                             config.daemon.mail.to.clone(),
                         );
                         core.set_reminders(config.daemon.mail.remind_after);
+                        super::super::logging::set_time_zone(config.calendar.time_zone());
                         opts.config = config;
                         if changed {
                             rewalk.notify_one();
