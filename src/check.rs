@@ -23,7 +23,8 @@ pub struct UnitHit {
 #[derive(Debug, Clone)]
 pub struct Flag {
     pub at: UnitHit,
-    pub detail: Option<String>,
+    /// Why, in Chinese and in English.
+    pub detail: Option<(String, String)>,
 }
 
 /// All hits of one document, sorted by slot, then by position. Two
@@ -123,7 +124,9 @@ pub fn check_units(
                 message_en: rule.meta.message_en.clone(),
                 clause: rule.meta.clause.clone(),
                 suggestion: rule.meta.suggestion.clone(),
-                detail: flag.detail,
+                suggestion_en: rule.meta.suggestion_en.clone(),
+                detail_en: flag.detail.as_ref().map(|d| d.1.clone()),
+                detail: flag.detail.map(|d| d.0),
                 tags: rule.meta.tags.clone(),
                 field: unit.field.clone(),
                 cue: unit.cue.clone(),
@@ -166,6 +169,31 @@ mod tests {
             cue: None,
             columns: None,
         }
+    }
+
+    #[test]
+    fn details_of_content_rules_come_in_chinese_and_english() {
+        let rules = crate::rules::load(Path::new("rules")).unwrap();
+        let doc = Document {
+            kind: crate::extract::DocKind::Text,
+            units: vec![unit("点击链接下单", 1, 1)],
+            encoding: "UTF-8",
+            had_replacements: false,
+        };
+        let f = check_document(&rules, Path::new("a.txt"), &doc);
+        let f = f
+            .iter()
+            .find(|f| f.rule == "health-food-disclaimer")
+            .expect("the disclaimer is missing");
+        let (zh, en) = (
+            f.detail.as_deref().unwrap(),
+            f.detail_en.as_deref().unwrap(),
+        );
+        assert!(
+            zh.starts_with("缺少：") && en.starts_with("missing: "),
+            "{zh} / {en}"
+        );
+        assert!(f.suggestion_en.is_some());
     }
 
     #[test]

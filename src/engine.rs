@@ -221,6 +221,7 @@ pub struct Violation {
     pub matched: Option<String>,
     /// The rule's suggestion (how to put it right), when it has one.
     pub suggestion: Option<String>,
+    pub suggestion_en: Option<String>,
 }
 
 /// What evaluating one input produced.
@@ -301,6 +302,7 @@ impl<'a> EvalCx<'a> {
             detail_en,
             matched: None,
             suggestion: self.meta.suggestion.clone(),
+            suggestion_en: self.meta.suggestion_en.clone(),
         }));
     }
 }
@@ -436,9 +438,10 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
             due: None,
             evidence: vec![ev.evidence.clone()],
             detail: f.detail,
-            detail_en: None,
+            detail_en: f.detail_en,
             matched: Some(f.matched),
             suggestion: f.suggestion,
+            suggestion_en: f.suggestion_en,
         }));
     }
 }

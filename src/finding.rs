@@ -77,8 +77,14 @@ pub struct Finding {
     pub clause: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
+    /// For English mail, as `message_en`.
+    #[serde(skip)]
+    pub suggestion_en: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For English mail, as `message_en`.
+    #[serde(skip)]
+    pub detail_en: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,12 +95,49 @@ pub struct Finding {
     pub encoding: Option<&'static str>,
 }
 
+/// A reader's reason why a file was not checked, in Chinese (the readers
+/// give it in English: it is also what the logs and English mail say). A
+/// reason not known here keeps its English after a Chinese lead.
+pub fn reason_zh(reason: &str) -> String {
+    if let Some(ext) = reason.strip_prefix("unsupported format: ") {
+        return format!("不支持的格式：{ext}");
+    }
+    if let Some(why) = reason.strip_prefix("cannot read: ") {
+        let why = match why {
+            "no such file" | "file not found" => "文件不存在",
+            "permission denied" => "没有读取权限",
+            "not a regular file" => "不是普通文件",
+            other => other,
+        };
+        return format!("无法读取：{why}");
+    }
+    if let Some(rest) = reason.strip_prefix("file is ")
+        && let Some((size, limit)) = rest.split_once(" bytes, over the ")
+        && let Some(limit) = limit.strip_suffix("-byte limit")
+    {
+        return format!("文件 {size} 字节，超过 {limit} 字节的上限");
+    }
+    if reason == "binary file (NUL bytes in the first 8 KiB)" {
+        return "二进制文件（前 8 KiB 含 NUL 字节）".to_string();
+    }
+    if reason.starts_with(".docx") {
+        return format!("Word 文档无法读取（{reason}）");
+    }
+    if reason.starts_with("post.json") || reason.starts_with('"') {
+        return format!("帖子元数据格式有误（{reason}）");
+    }
+    format!("无法检查（{reason}）")
+}
+
 /// The pseudo-rule of files that could not be checked.
 pub const NOT_CHECKED: &str = "not-checked";
 
 impl Finding {
     /// A file that could not be checked: reported, never skipped in silence.
+    /// `reason` is the English one the readers give; the finding says it
+    /// in Chinese, and keeps the English for English mail.
     pub fn not_checked(path: PathBuf, reason: &str) -> Finding {
+        let zh = reason_zh(reason);
         Finding {
             rule: NOT_CHECKED.to_string(),
             severity: Severity::Medium,
@@ -107,11 +150,13 @@ impl Finding {
             byte_start: 0,
             byte_end: 0,
             matched: String::new(),
-            message: format!("未检查：{reason}"),
+            message: format!("未检查：{zh}"),
             message_en: Some(format!("Not checked: {reason}")),
             clause: Vec::new(),
             suggestion: None,
-            detail: Some(reason.to_string()),
+            suggestion_en: None,
+            detail: Some(zh),
+            detail_en: Some(reason.to_string()),
             tags: vec!["not-checked".to_string()],
             field: None,
             cue: None,

@@ -417,6 +417,9 @@ impl Core {
             clause: Vec::new(),
             tags: vec![CONFIG_ERROR.into()],
             suggestion: Some("按详情修改后运行 complyd check，再重新加载".into()),
+            suggestion_en: Some(
+                "Fix what the detail says, run complyd check, then reload".into(),
+            ),
             subject: "rules".into(),
             location: vec![first],
             at: engine::local_time(&self.env.calendar, now),

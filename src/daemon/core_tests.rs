@@ -271,7 +271,7 @@ fn unreadable_inputs_become_not_checked_records_never_panics() {
             .map(|d| {
                 serde_json::from_str::<Record>(&d.unwrap())
                     .unwrap()
-                    .detail
+                    .detail_en
                     .unwrap()
             })
             .collect()
@@ -287,6 +287,23 @@ fn unreadable_inputs_become_not_checked_records_never_panics() {
         }
     );
     assert!(not_checked(&core, &binary)[0].starts_with("binary file"));
+    // Said in Chinese to people, the English kept for English mail.
+    let data: String = core
+        .store()
+        .conn()
+        .query_row(
+            "SELECT r.data FROM violations v JOIN violation_records r ON r.id = v.id
+             WHERE v.subject = ?1",
+            [binary.display().to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let rec: Record = serde_json::from_str(&data).unwrap();
+    assert_eq!(rec.message, "未检查：二进制文件（前 8 KiB 含 NUL 字节）");
+    assert_eq!(
+        rec.message_en.as_deref(),
+        Some("Not checked: binary file (NUL bytes in the first 8 KiB)")
+    );
 
     let big = dir.path().join("big.txt");
     std::fs::write(&big, "根治".repeat(1000)).unwrap();

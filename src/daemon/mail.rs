@@ -193,6 +193,7 @@ mod tests {
                 clause: vec!["广告法第十七条".into()],
                 tags: vec![],
                 suggestion: Some("删除疗效用语".into()),
+                suggestion_en: None,
                 subject: "drop/a.txt".into(),
                 location: vec!["drop/a.txt:3:5".into()],
                 at: "2026-03-02T10:00:00+08:00".into(),
@@ -232,6 +233,7 @@ mod tests {
             clause: vec!["内容发布管理制度第5条".into()],
             tags: vec!["publishing".into()],
             suggestion: None,
+            suggestion_en: None,
             subject: "ks-main".into(),
             location: vec![
                 "logs/activity.jsonl:12".into(),
@@ -284,6 +286,7 @@ mod tests {
             clause: Vec::new(),
             tags: vec!["config-error".into()],
             suggestion: Some("按详情修改后运行 complyd check，再重新加载".into()),
+            suggestion_en: None,
             subject: "rules".into(),
             location: vec![diagnostics.lines().next().unwrap().into()],
             at: "2026-03-02 10:00".into(),

@@ -28,6 +28,9 @@ pub struct Record {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
+    /// The rule's English suggestion, for English mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion_en: Option<String>,
     /// What it is about: a file path, a thread, an account, a post.
     pub subject: String,
     /// Where to look: `path:line:col` for a file, `file:line` of the events.
@@ -73,6 +76,8 @@ pub struct Texts<'a> {
     pub tags: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion_en: Option<&'a str>,
 }
 
 /// A record as its `data` column keeps it: without the columns of its row
@@ -118,6 +123,7 @@ impl Record {
             clause: &self.clause,
             tags: &self.tags,
             suggestion: self.suggestion.as_deref(),
+            suggestion_en: self.suggestion_en.as_deref(),
         }
     }
 
@@ -202,7 +208,9 @@ pub fn from_findings(
             // Why a file was not checked, without its numbers: a file too
             // big to check stays one violation as it grows.
             let nth = if f.rule == crate::finding::NOT_CHECKED {
-                let why = f.detail.as_deref().unwrap_or("");
+                // The English reason, as fingerprints were made before the
+                // Chinese one was shown.
+                let why = f.detail_en.as_deref().or(f.detail.as_deref()).unwrap_or("");
                 why.chars().filter(|c| !c.is_ascii_digit()).collect()
             } else {
                 n.to_string()
@@ -229,6 +237,7 @@ pub fn from_findings(
                 clause: f.clause.clone(),
                 tags: f.tags.clone(),
                 suggestion: f.suggestion.clone(),
+                suggestion_en: f.suggestion_en.clone(),
                 subject: path,
                 location: vec![location],
                 at: at.to_string(),
@@ -236,7 +245,7 @@ pub fn from_findings(
                 matched: (!f.matched.is_empty()).then(|| f.matched.clone()),
                 excerpt: text_of(f),
                 detail: f.detail.clone(),
-                detail_en: None,
+                detail_en: f.detail_en.clone(),
                 cue: f.cue.clone(),
                 field: f.field.clone(),
                 waiver: None,
@@ -289,6 +298,7 @@ pub fn from_violation(env: &Env, v: &Violation) -> Record {
         clause: v.clause.clone(),
         tags: v.tags.clone(),
         suggestion: v.suggestion.clone(),
+        suggestion_en: v.suggestion_en.clone(),
         subject: v.subject.clone(),
         location,
         at: engine::local_time(&env.calendar, v.at),

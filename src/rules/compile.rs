@@ -383,6 +383,7 @@ fn compile_rule(cx: &mut Cx<'_>, pack: &str, raw: RawRule) -> Option<Rule> {
             clause,
             tags: raw.tags.into_iter().map(|t| t.value).collect(),
             suggestion: raw.suggestion,
+            suggestion_en: raw.suggestion_en,
             path: cx.path.to_path_buf(),
             pos: pos_of(&raw.id),
         },

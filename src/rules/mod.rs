@@ -31,6 +31,7 @@ pub struct RuleMeta {
     pub clause: Vec<String>,
     pub tags: Vec<String>,
     pub suggestion: Option<String>,
+    pub suggestion_en: Option<String>,
     /// Where the rule is defined (its `id`).
     pub path: PathBuf,
     pub pos: Pos,

@@ -45,6 +45,9 @@ pub struct RawRule {
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]
     pub suggestion: Option<String>,
+    /// English suggestion, for English e-mail.
+    #[serde(default)]
+    pub suggestion_en: Option<String>,
     #[serde(default)]
     pub examples: Option<RawExamples>,
     pub check: Spanned<RawCheck>,

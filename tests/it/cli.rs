@@ -193,7 +193,7 @@ fn max_file_size_takes_units() {
         .assert()
         .code(1);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("over the 1024-byte limit"), "{stdout}");
+    assert!(stdout.contains("超过 1024 字节的上限"), "{stdout}");
     let out = complyd()
         .args(["scan", "--rules", "rules", "--max-file-size", "20 parsecs"])
         .arg(&f)

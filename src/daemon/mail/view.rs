@@ -143,7 +143,10 @@ pub(super) fn violation<'a>(r: &'a Record, lang: Lang, roots: &[PathBuf]) -> Vio
             Lang::En => r.detail_en.as_deref().or(r.detail.as_deref()),
             Lang::Zh => r.detail.as_deref(),
         },
-        suggestion: r.suggestion.as_deref(),
+        suggestion: match lang {
+            Lang::En => r.suggestion_en.as_deref().or(r.suggestion.as_deref()),
+            Lang::Zh => r.suggestion.as_deref(),
+        },
         waiver: r.waiver.as_ref().map(|w| w.note.as_str()),
     }
 }
@@ -399,6 +402,7 @@ pub(super) fn samples() -> [Record; 2] {
         clause: vec!["广告法第十七条".into(), "保健食品广告审查办法第八条".into()],
         tags: vec!["claims".into()],
         suggestion: Some("删除疗效用语".into()),
+        suggestion_en: Some("Remove the efficacy claims".into()),
         subject: "drop/春季新品.srt".into(),
         location: vec!["drop/春季新品.srt:12:9".into()],
         at: "2026-03-02 10:00".into(),
@@ -424,6 +428,7 @@ pub(super) fn samples() -> [Record; 2] {
         clause: Vec::new(),
         tags: Vec::new(),
         suggestion: None,
+        suggestion_en: None,
         subject: "ks-main".into(),
         location: Vec::new(),
         at: "2026-03-02 10:30".into(),

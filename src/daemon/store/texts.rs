@@ -24,6 +24,7 @@ struct Owned {
     clause: Vec<String>,
     tags: Vec<String>,
     suggestion: Option<String>,
+    suggestion_en: Option<String>,
 }
 
 impl Owned {
@@ -34,6 +35,7 @@ impl Owned {
             clause: t.clause.to_vec(),
             tags: t.tags.to_vec(),
             suggestion: t.suggestion.map(str::to_string),
+            suggestion_en: t.suggestion_en.map(str::to_string),
         }
     }
 
@@ -43,6 +45,7 @@ impl Owned {
             && self.clause == t.clause
             && self.tags == t.tags
             && self.suggestion.as_deref() == t.suggestion
+            && self.suggestion_en.as_deref() == t.suggestion_en
     }
 }
 
@@ -90,6 +93,7 @@ mod tests {
             clause: vec!["3.2".into()],
             tags: vec!["service".into(), "\"quoted\"".into()],
             suggestion: Some("尽快回复".into()),
+            suggestion_en: Some("Reply as soon as possible".into()),
             subject: subject.into(),
             location: vec!["logs/a.jsonl:3".into()],
             at: "2026-03-02 10:30".into(),

@@ -66,7 +66,10 @@ impl ContentCheck for RequiredCheck {
             let detail = if self.first_required.is_empty() {
                 None
             } else {
-                Some(format!("缺少：{}", self.first_required))
+                Some((
+                    format!("缺少：{}", self.first_required),
+                    format!("missing: {}", self.first_required),
+                ))
             };
             emit(Flag { at: first, detail });
         }

@@ -99,6 +99,11 @@ impl ContentCheck for TogetherCheck {
             .map(|(name, h)| format!("{name}「{}」", doc.text(*h)))
             .collect::<Vec<_>>()
             .join(" + ");
+        let detail_en = firsts
+            .iter()
+            .map(|(name, h)| format!("{name} “{}”", doc.text(*h)))
+            .collect::<Vec<_>>()
+            .join(" + ");
         let at = firsts
             .iter()
             .map(|&(_, h)| h)
@@ -106,7 +111,10 @@ impl ContentCheck for TogetherCheck {
             .expect("at least two groups");
         emit(Flag {
             at,
-            detail: Some(format!("同时出现：{detail}")),
+            detail: Some((
+                format!("同时出现：{detail}"),
+                format!("together: {detail_en}"),
+            )),
         });
     }
 }
