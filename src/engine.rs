@@ -153,12 +153,17 @@ impl State for MemoryState {
         Some(ob)
     }
 
+    // One waiting for an event ([`NEVER`]) has no wake: past the end of
+    // the queue, so when the first has none, none has.
     fn next_wake_time(&self) -> Option<Timestamp> {
-        self.pending.first().map(|(t, _, _)| *t)
+        self.pending
+            .first()
+            .map(|(t, _, _)| *t)
+            .filter(|t| *t != NEVER)
     }
 
     fn next_wake(&self) -> Option<Obligation> {
-        let (_, rule, key) = self.pending.first()?;
+        let (_, rule, key) = self.pending.first().filter(|(t, _, _)| *t != NEVER)?;
         self.obligation(rule, key)
     }
 

@@ -142,17 +142,19 @@ impl Core {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let held = self.window.oldest().map(|t| t + self.lateness);
+        // Saturating: an instant near the end of time must not panic here.
+        let later = |t: Timestamp, by: SignedDuration| t.checked_add(by).unwrap_or(Timestamp::MAX);
+        let held = self.window.oldest().map(|t| later(t, self.lateness));
         if let Some(last) = self.behind.values().map(|b| b.0).max() {
             // Catching up: the next batch moves the rules' time; wake for
             // held events, or when the wait for the batch ends.
-            let give_up = last + SignedDuration::from_mins(1);
+            let give_up = later(last, SignedDuration::from_mins(1));
             return Some(held.map_or(give_up, |h| h.min(give_up)));
         }
         let due = self
             .store
             .next_wake_time()
-            .map(|w| w + self.lateness + SignedDuration::from_millis(1));
+            .map(|w| later(w, self.lateness + SignedDuration::from_millis(1)));
         match (due, held) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -296,6 +296,49 @@ fn deadlines_fire_at_due_plus_lateness_and_late_replies_are_marked() {
 }
 
 #[test]
+fn a_reported_lapse_waits_for_its_renewal_without_a_wake_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("activity.jsonl");
+    let mut run = Run::new(&dir.path().join("c.db"));
+    let changed = |account: &str, at: &str| {
+        format!(
+            r#"{{"ts":"{at}","type":"account.password_changed","account":"{account}","by":"zhao.min"}}"#
+        )
+    };
+    let script = [
+        (
+            changed("ks-main", "2026-01-05T10:00:00+08:00"),
+            ts("2026-01-05T02:01:00Z"),
+        ),
+        (
+            changed("ks-service", "2026-01-05T10:00:00+08:00"),
+            ts("2026-01-05T02:01:00Z"),
+        ),
+        // ks-main: due 2026-04-05, changed in September, long after the
+        // 30 days a late change is marked for.
+        (
+            changed("ks-main", "2026-09-02T10:00:00+08:00"),
+            ts("2026-09-02T02:01:00Z"),
+        ),
+    ];
+    let text: String = script.iter().map(|(l, _)| format!("{l}\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    for (i, (l, at)) in script.iter().enumerate() {
+        run.feed(line(&log, i as u64 + 1, l), *at);
+    }
+    // The daemon's next wake is a real instant (it used to add the
+    // lateness to "never" and panic).
+    let end = ts("2026-10-01T00:00:00Z");
+    run.run_until(end);
+    run.core.tick(end).unwrap();
+    assert!(run.core.next_deadline().is_some_and(|d| d > end));
+    // One lapse each, however many periods it lasted.
+    assert_eq!(status_of(&run.core, "password-age", "ks-main"), ["open"]);
+    assert_eq!(status_of(&run.core, "password-age", "ks-service"), ["open"]);
+    assert_eq!(daemon_view(&run.core), replay_view(&log, end));
+}
+
+#[test]
 fn the_sample_log_gives_what_replay_reports() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = Run::new(&dir.path().join("c.db"));
