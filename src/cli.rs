@@ -551,19 +551,24 @@ fn run_replay(
     for w in env.calendar.warnings(now) {
         eprintln!("warning: {w}");
     }
+    // Printed in time order at the end: a deadline's violation is final
+    // only once its late discharge or the wait for one is over, up to 30
+    // days of log later than the events around it.
+    let mut found: Vec<crate::replay::Reported> = Vec::new();
+    let outcome = crate::replay::replay(set, &env, logs, now, lateness, &mut |r| found.push(r));
+    found.sort_by(|a, b| a.at.cmp(&b.at));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_failed = false;
-    let mut sink = |r: crate::replay::Reported| {
+    for r in &found {
         let result = match format {
-            FormatArg::Human => crate::replay::write_human(&mut out, &r),
-            FormatArg::Json => serde_json::to_writer(&mut out, &r)
+            FormatArg::Human => crate::replay::write_human(&mut out, r),
+            FormatArg::Json => serde_json::to_writer(&mut out, r)
                 .map_err(std::io::Error::other)
                 .and_then(|()| writeln!(out)),
         };
         write_failed |= result.is_err();
-    };
-    let outcome = crate::replay::replay(set, &env, logs, now, lateness, &mut sink);
+    }
     let _ = out.flush();
     drop(out);
     for m in &outcome.malformed {

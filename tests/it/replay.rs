@@ -381,3 +381,20 @@ fn a_late_renewal_marks_the_lapse_late_and_starts_the_next_period() {
         ]
     );
 }
+
+#[test]
+fn violations_are_listed_in_time_order_not_in_the_order_they_became_final() {
+    let login = r#"{"ts":"2026-03-02T10:30:00+08:00","type":"account.login","account":"ks-main","by":"wang.wu"}"#;
+    let log = [
+        question("2026-03-02T09:00:00+08:00", "t1"),
+        login.to_string(),
+        // t1 was due at 10:00; its violation is final only now.
+        answer("2026-03-02T11:00:00+08:00", "t1"),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-03-02T18:00:00+08:00");
+    let order: Vec<&str> = v.iter().map(|x| x["rule"].as_str().unwrap()).collect();
+    assert_eq!(order, ["reply-general-1h", "account-lent"], "{v:?}");
+    let ats: Vec<&str> = v.iter().map(|x| x["at"].as_str().unwrap()).collect();
+    assert!(ats.is_sorted(), "{ats:?}");
+}
