@@ -9,14 +9,6 @@ use super::*;
 /// it (NTP corrections are smaller; a clock set back by hand is not).
 const CLOCK_BACK: SignedDuration = SignedDuration::from_mins(1);
 
-/// The `ts` of a log line, without parsing the whole line.
-fn quick_ts(line: &str) -> Option<Timestamp> {
-    let i = line.find("\"ts\"")?;
-    let rest = line[i + 4..].trim_start().strip_prefix(':')?.trim_start();
-    let rest = rest.strip_prefix('"')?;
-    rest[..rest.find('"')?].parse().ok()
-}
-
 /// A line as evaluated and stored: without the CR of a CRLF line end, and
 /// on a log's first line without the byte order mark some Windows tools
 /// write (as replay reads it).
@@ -79,22 +71,6 @@ impl Core {
         now: Timestamp,
     ) -> Result<usize, StoreError> {
         self.fresh()?;
-        let mut newest = self.behind.get(key).and_then(|b| b.1);
-        for l in lines {
-            // The time of the last line is enough: logs are written in order,
-            // and the reorder window takes care of the rest.
-            if let Ok(t) = &l.text
-                && let Some(ts) = quick_ts(t)
-                && ts <= now
-            {
-                newest = Some(newest.map_or(ts, |n| n.max(ts)));
-            }
-        }
-        if at_end {
-            self.behind.remove(key);
-        } else {
-            self.behind.insert(key.to_string(), (now, newest));
-        }
         let mut w = Writes::default();
         let n = lines.len() as u64;
         let mut pushed = Vec::new();
@@ -126,6 +102,19 @@ impl Core {
                     w.errors.push((key.to_string(), e));
                 }
             }
+        }
+        // How far this log has been read: its newest event (a line that is
+        // not an event says nothing about time).
+        let mut newest = self.behind.get(key).and_then(|b| b.1);
+        for &(_, ts, _) in &pushed {
+            if ts <= now {
+                newest = Some(newest.map_or(ts, |n: Timestamp| n.max(ts)));
+            }
+        }
+        if at_end {
+            self.behind.remove(key);
+        } else {
+            self.behind.insert(key.to_string(), (now, newest));
         }
         w.cursor = Some((key.to_string(), cursor.to_string(), n));
         self.advance(&mut w, now);
