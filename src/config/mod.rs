@@ -107,7 +107,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             calendar: Calendar::default(),
-            daemon: DaemonConfig::first_run(Path::new(".")),
+            daemon: DaemonConfig::first_run(&paths::base_of(Path::new("./complyd.yaml"))),
             path_warnings: Vec::new(),
         }
     }
@@ -292,7 +292,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 
 /// Watched folders and logs named in the file that do not exist.
 fn missing_paths(path: &Path, raw: &RawConfig) -> Vec<Diagnostic> {
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = &paths::base_of(path);
     let mut w = Vec::new();
     for d in &raw.watch {
         let dir = paths::tidy(&base.join(&d.path.value));
@@ -326,8 +326,8 @@ fn daemon_section(
     diags: &mut Vec<Diagnostic>,
     sources: &mut HashMap<PathBuf, String>,
 ) -> DaemonConfig {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let resolve = |s: &str| base.join(s);
+    let base = &paths::base_of(path);
+    let resolve = |s: &str| paths::tidy(&base.join(s));
     let mut invalid = |s: &Spanned<String>, msg: String| {
         diags.push(Diagnostic::new(
             path,

@@ -112,6 +112,21 @@ pub fn holidays(calendar: &crate::calendar::Calendar, now: Timestamp) -> Vec<Dia
 }
 
 /// `.` components removed, so that messages show the path as written.
+/// The folder paths in a configuration are relative to: the file's own,
+/// made absolute (symlinks and `..` resolved). A log is known by its path:
+/// `./examples/logs/a.jsonl`, `examples/logs/a.jsonl` and the same from
+/// another working folder must be one log, or its lines are read — and
+/// their violations mailed — once per spelling.
+pub(super) fn base_of(config: &Path) -> PathBuf {
+    let base = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(base)
+        .or_else(|_| std::path::absolute(base))
+        .unwrap_or_else(|_| base.to_path_buf())
+}
+
 pub(super) fn tidy(p: &Path) -> PathBuf {
     p.components().filter(|c| *c != Component::CurDir).collect()
 }

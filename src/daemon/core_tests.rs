@@ -450,3 +450,30 @@ fn a_problem_of_the_watched_folders_is_stored_once_per_start() {
     assert!(core.record_problem("watch", loop_, now).unwrap());
     assert_eq!(count(&core, q), 3, "said again after a restart");
 }
+
+#[test]
+fn a_cursor_saved_under_a_relative_spelling_is_taken_over_by_the_absolute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let rel = "examples/logs/activity.jsonl";
+    let abs = std::fs::canonicalize(rel).unwrap().display().to_string();
+    {
+        let s = Store::open(&db).unwrap();
+        s.conn()
+            .execute_batch(&format!(
+                "INSERT INTO sources (key, kind, cursor, lines) VALUES ('{rel}', 'log', '{{}}', 17),
+                     ('./{rel}', 'log', '{{}}', 5)"
+            ))
+            .unwrap();
+    }
+    let s = Store::open(&db).unwrap();
+    let rows: Vec<(String, i64)> = s
+        .conn()
+        .prepare("SELECT key, lines FROM sources ORDER BY key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, [(abs, 17)], "the spelling read furthest stays");
+}

@@ -75,6 +75,43 @@ pub(super) fn upgrade(conn: &mut Connection, db: &Path) -> Result<(), StoreError
     })
 }
 
+/// Logs were once known by their path as the configuration spelled it
+/// relative to the working folder (`./examples/logs/a.jsonl`); they are
+/// now known by their absolute path. A cursor saved under a relative
+/// spelling is taken over by the absolute one (from the same working
+/// folder, as a restart runs), so the log is not read — and mailed — again.
+fn adopt_relative_log_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(String, i64)> = conn
+        .prepare("SELECT key, lines FROM sources WHERE kind = 'log' AND key NOT LIKE '/%'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (key, lines) in rows {
+        let Ok(abs) = std::fs::canonicalize(&key) else {
+            continue;
+        };
+        let abs = abs.display().to_string();
+        let there: Option<i64> = conn
+            .query_row("SELECT lines FROM sources WHERE key = ?1", [&abs], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        // Two spellings both read it: the one further along stays.
+        match there {
+            Some(n) if n >= lines => {
+                conn.execute("DELETE FROM sources WHERE key = ?1", [&key])?;
+            }
+            Some(_) => {
+                conn.execute("DELETE FROM sources WHERE key = ?1", [&abs])?;
+                conn.execute("UPDATE sources SET key = ?2 WHERE key = ?1", [&key, &abs])?;
+            }
+            None => {
+                conn.execute("UPDATE sources SET key = ?2 WHERE key = ?1", [&key, &abs])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A file as last checked, for the catch-up pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRow {
@@ -237,6 +274,7 @@ impl Store {
         // more pages than 2 MB hold, and spilling them costs WAL writes.
         conn.pragma_update(None, "cache_size", -8000).map_err(sq)?;
         upgrade(&mut conn, db)?;
+        adopt_relative_log_keys(&conn).map_err(sq)?;
         // Checkpoints on their own thread (checkpoint.rs), the writer's
         // only as a backstop; where that cannot start, SQLite's own
         // automatic ones stay on.

@@ -17,8 +17,11 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
+        let kind = e.file_type().unwrap();
+        if kind.is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
         }
     }
 }
@@ -1015,4 +1018,35 @@ fn editor_lock_and_temporary_files_in_a_configured_folder_are_left_out() {
         text.contains("report of violation #1 (disease-treatment)"),
         "{text}"
     );
+}
+
+#[test]
+fn the_examples_read_once_however_the_configuration_is_named() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root.join("examples"), &tmp.path().join("examples"));
+    copy_dir(&shipped_rules(), &tmp.path().join("rules"));
+    let run = |dir: &Path, config: Option<&str>| {
+        let mut c = assert_cmd::Command::cargo_bin("complyd").unwrap();
+        c.current_dir(dir).args(["run", "--once"]);
+        if let Some(cfg) = config {
+            c.args(["--config", cfg]);
+        }
+        let out = c.assert().success();
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+    // The README's first command, then the same with the examples'
+    // configuration named two ways, from two folders: one state, one read.
+    let first = run(tmp.path(), None);
+    assert!(!first.contains(" 0 new violation(s)"), "{first}");
+    for (dir, cfg) in [
+        (tmp.path().to_path_buf(), "examples/complyd.yaml"),
+        (tmp.path().join("examples"), "./complyd.yaml"),
+    ] {
+        let again = run(&dir, Some(cfg));
+        assert!(
+            again.contains("0 log line(s) read, 0 new violation(s)"),
+            "{again}"
+        );
+    }
 }
