@@ -398,3 +398,22 @@ fn violations_are_listed_in_time_order_not_in_the_order_they_became_final() {
     let ats: Vec<&str> = v.iter().map(|x| x["at"].as_str().unwrap()).collect();
     assert!(ats.is_sorted(), "{ats:?}");
 }
+
+#[test]
+fn an_older_password_change_read_late_neither_withdraws_the_lapse_nor_starts_a_period() {
+    let log = [
+        password_changed("2026-01-05T10:00:00+08:00", "ks-main"),
+        password_changed("2026-01-05T10:00:00+08:00", "ks-service"),
+        password_changed("2026-04-01T10:00:00+08:00", "ks-service"),
+        // Stamped before the period ks-main is in, read in April (an
+        // archived log, say): later than the reorder window.
+        password_changed("2026-01-04T10:00:00+08:00", "ks-main"),
+    ]
+    .join("\n");
+    let (v, _, _) = replay(&log, "2026-04-20T10:00:00+08:00");
+    let r = of_rule(&v, "password-age");
+    assert_eq!(r.len(), 1, "{v:?}");
+    assert_eq!(r[0]["subject"], "ks-main");
+    assert_eq!(r[0]["due"], "2026-04-05 10:00");
+    assert!(r[0]["late"].is_null(), "{v:?}");
+}

@@ -128,8 +128,14 @@ impl EventCheck for StalenessCheck {
             return;
         };
         if self.event.matches(ev, &cx.env.lists) {
+            let current = cx.state.obligation(&cx.meta.id, &subject);
+            // An older renewal read late (an archived log, a re-read) says
+            // nothing new: the period already runs from a later one.
+            if current.as_ref().is_some_and(|ob| ev.ts < ob.started) {
+                return;
+            }
             // A lapse reported and still waiting for its late renewal.
-            if let Some(ob) = cx.state.obligation(&cx.meta.id, &subject)
+            if let Some(ob) = current
                 && ob.fired
                 && ob.wake != NEVER
             {
