@@ -326,7 +326,7 @@ pub fn main() -> ExitCode {
         } => {
             let lateness = match rules::cond::parse_duration(&allowed_lateness)
                 .map_err(|e| e.to_string())
-                .and_then(|d| jiff::SignedDuration::try_from(d).map_err(|e| e.to_string()))
+                .and_then(crate::replay::check_lateness)
             {
                 Ok(d) => d,
                 Err(e) => {
@@ -556,7 +556,7 @@ fn run_replay(
     // days of log later than the events around it.
     let mut found: Vec<crate::replay::Reported> = Vec::new();
     let outcome = crate::replay::replay(set, &env, logs, now, lateness, &mut |r| found.push(r));
-    found.sort_by(|a, b| a.at.cmp(&b.at));
+    found.sort_by_key(|r| r.instant);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_failed = false;

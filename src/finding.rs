@@ -82,8 +82,9 @@ pub struct Finding {
     pub suggestion_en: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// For English mail, as `message_en`.
-    #[serde(skip)]
+    /// The detail in English (for English mail; in the JSON output for
+    /// tools that read why a file was not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail_en: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -116,6 +117,12 @@ pub fn reason_zh(reason: &str) -> String {
         && let Some(limit) = limit.strip_suffix("-byte limit")
     {
         return format!("文件 {size} 字节，超过 {limit} 字节的上限");
+    }
+    if let Some(limit) = reason
+        .strip_prefix("file is over the ")
+        .and_then(|r| r.strip_suffix("-byte limit"))
+    {
+        return format!("文件超过 {limit} 字节的上限");
     }
     if reason == "binary file (NUL bytes in the first 8 KiB)" {
         return "二进制文件（前 8 KiB 含 NUL 字节）".to_string();
@@ -221,4 +228,36 @@ pub fn write_human(out: &mut dyn Write, f: &Finding, color: bool) -> io::Result<
 pub fn write_json(out: &mut dyn Write, f: &Finding) -> io::Result<()> {
     serde_json::to_writer(&mut *out, f)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::reason_zh;
+
+    #[test]
+    fn reasons_a_file_was_not_checked_read_in_chinese() {
+        assert_eq!(reason_zh("unsupported format: .pdf"), "不支持的格式：.pdf");
+        assert_eq!(
+            reason_zh("cannot read: permission denied"),
+            "无法读取：没有读取权限"
+        );
+        assert_eq!(
+            reason_zh("cannot read: not a regular file"),
+            "无法读取：不是普通文件"
+        );
+        assert_eq!(
+            reason_zh("file is 4200 bytes, over the 1024-byte limit"),
+            "文件 4200 字节，超过 1024 字节的上限"
+        );
+        assert_eq!(
+            reason_zh("file is over the 1024-byte limit"),
+            "文件超过 1024 字节的上限"
+        );
+        assert_eq!(
+            reason_zh("binary file (NUL bytes in the first 8 KiB)"),
+            "二进制文件（前 8 KiB 含 NUL 字节）"
+        );
+        assert!(reason_zh(".docx has no word/document.xml").starts_with("Word 文档无法读取"));
+        assert!(reason_zh("something new").starts_with("无法检查"));
+    }
 }

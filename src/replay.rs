@@ -30,6 +30,18 @@ use crate::window::ReorderWindow;
 /// Default reorder window.
 pub const DEFAULT_ALLOWED_LATENESS: SignedDuration = SignedDuration::from_mins(5);
 
+/// The longest reorder window: events are held this long in memory (and
+/// time arithmetic on it must not overflow).
+pub const MAX_ALLOWED_LATENESS: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// An allowed lateness as configured, or why it cannot be one.
+pub fn check_lateness(d: std::time::Duration) -> Result<SignedDuration, String> {
+    match SignedDuration::try_from(d) {
+        Ok(d) if d <= MAX_ALLOWED_LATENESS => Ok(d),
+        _ => Err("longer than the longest reorder window, 7d".to_string()),
+    }
+}
+
 /// A violation as replay reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reported {
@@ -38,6 +50,10 @@ pub struct Reported {
     pub tier: &'static str,
     pub subject: String,
     pub at: String,
+    /// `at` as an instant, to order by (local times repeat an hour where
+    /// the clocks go back).
+    #[serde(skip)]
+    pub instant: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -309,6 +325,7 @@ pub fn reported(env: &Env, v: Violation, late: Option<Timestamp>) -> Reported {
         severity: v.severity,
         subject: v.subject,
         at: engine::local_time(cal, v.at),
+        instant: v.at,
         due: v.due.map(|d| engine::local_time(cal, d)),
         late: late.map(|t| engine::local_time(cal, t)),
         message: v.message,

@@ -81,7 +81,10 @@ pub fn collect_files(
     let mut missing = Vec::new();
     for p in paths {
         if p.as_os_str() == STDIN {
-            files.push(p.clone());
+            // Standard input can be read once.
+            if !files.iter().any(|f: &PathBuf| f.as_os_str() == STDIN) {
+                files.push(p.clone());
+            }
             continue;
         }
         if !p.exists() {
@@ -137,6 +140,11 @@ fn check_stdin(rules: &RuleSet, name: &Path, limits: &Limits) -> Vec<Finding> {
         .read_to_end(&mut bytes);
     if let Err(e) = read {
         let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
+        return vec![Finding::not_checked(name.to_path_buf(), &reason)];
+    }
+    // Its size is not known: only that it is past the limit.
+    if bytes.len() as u64 > limits.max_file_bytes {
+        let reason = format!("file is over the {}-byte limit", limits.max_file_bytes);
         return vec![Finding::not_checked(name.to_path_buf(), &reason)];
     }
     match extract_bytes(name, &bytes, limits) {

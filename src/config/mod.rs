@@ -370,8 +370,13 @@ fn daemon_section(
         c.stable_for = d;
     }
     c.poll = duration(&raw.poll);
-    if let Some(d) = duration(&raw.allowed_lateness) {
-        c.allowed_lateness = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    if let Some(s) = &raw.allowed_lateness
+        && let Some(d) = duration(&raw.allowed_lateness)
+    {
+        match crate::replay::check_lateness(d) {
+            Ok(d) => c.allowed_lateness = d,
+            Err(e) => invalid(s, e),
+        }
     }
     if let Some(n) = &raw.max_file_size {
         match crate::extract::parse_size(&n.value) {
@@ -459,5 +464,20 @@ mod tests {
         assert_eq!(err.diagnostics[0].code, Code::InvalidValue, "{err}");
         assert_eq!(err.diagnostics[0].pos.line, 1);
         assert!(err.diagnostics[0].message.contains("20MiB"), "{err}");
+    }
+
+    #[test]
+    fn an_allowed_lateness_past_a_week_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.yaml");
+        std::fs::write(&f, "stable_for: 1s\nallowed_lateness: 100000000w\n").unwrap();
+        let err = load(&f).unwrap_err();
+        assert_eq!(err.diagnostics[0].pos.line, 2, "{err}");
+        assert!(err.diagnostics[0].message.contains("7d"), "{err}");
+        std::fs::write(&f, "allowed_lateness: 2d\n").unwrap();
+        assert_eq!(
+            load(&f).unwrap().daemon.allowed_lateness,
+            SignedDuration::from_hours(48)
+        );
     }
 }

@@ -124,10 +124,23 @@ fn open_db(cfg: &Config) -> Result<rusqlite::Connection, ExitCode> {
     // A database last written by an older complyd is upgraded here as the
     // daemon would at its start: the commands read the current schema.
     let _ = conn.pragma_update(None, "foreign_keys", "ON");
+    let version = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let before = version(&conn);
     super::store::upgrade(&mut conn, &db).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })?;
+    let after = version(&conn);
+    if after != before {
+        // Said, because an older complyd cannot open it any more.
+        eprintln!(
+            "note: {}: upgraded from schema {before} to {after} (as the daemon does at start)",
+            db.display()
+        );
+    }
     Ok(conn)
 }
 

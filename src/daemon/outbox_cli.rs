@@ -15,25 +15,9 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
-/// The schema these commands need (per-recipient results).
-const SCHEMA: i64 = 5;
-
 /// A row that can be sent again: failed for good, or sent with some
 /// recipients refusing it.
 const RETRYABLE: &str = "(failed = 1 OR (sent_at IS NOT NULL AND rejected != '[]'))";
-
-fn check_schema(conn: &Connection) -> Result<(), String> {
-    let v: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if v < SCHEMA {
-        return Err(format!(
-            "the database is at schema {v}; start this version's daemon once (`complyd run`), \
-             which upgrades it to {SCHEMA}"
-        ));
-    }
-    Ok(())
-}
 
 fn when(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     Timestamp::from_millisecond(ms)
@@ -49,7 +33,6 @@ pub fn list(
     limit: usize,
     tz: &jiff::tz::TimeZone,
 ) -> Result<String, String> {
-    check_schema(conn)?;
     let messages = format!(
         "FROM (SELECT *, CASE WHEN failed = 1 THEN 'failed' WHEN failed = 2 THEN 'cancelled'
                               WHEN sent_at IS NOT NULL THEN 'sent' ELSE 'waiting' END AS state
@@ -160,7 +143,6 @@ pub enum Which {
 /// now, for a message without a route), or to `to` instead. All or
 /// nothing: an id that cannot be sent again changes nothing.
 pub fn retry(conn: &Connection, which: &Which, to: &[String]) -> Result<String, String> {
-    check_schema(conn)?;
     for a in to {
         a.parse::<lettre::Address>()
             .map_err(|e| format!("--to {a:?}: not an email address: {e}"))?;

@@ -85,6 +85,13 @@ pub struct Texts<'a> {
 /// The view `violation_records` puts them back (schema v8).
 #[derive(Serialize)]
 struct Stored<'a> {
+    /// Only where the message is the record's own, not its rule's: why a
+    /// file was not checked (it names the file's size), which would
+    /// otherwise add a row of texts per size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_en: Option<&'a str>,
     location: &'a [String],
     at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,11 +122,21 @@ pub struct Waived {
 }
 
 impl Record {
+    /// A message of its own, not its rule's (see `Stored`).
+    fn own_message(&self) -> bool {
+        self.rule == crate::finding::NOT_CHECKED
+    }
+
     /// Its rule's texts.
     pub fn texts(&self) -> Texts<'_> {
+        let own = self.own_message();
         Texts {
-            message: &self.message,
-            message_en: self.message_en.as_deref(),
+            message: if own { "未检查" } else { &self.message },
+            message_en: if own {
+                Some("Not checked")
+            } else {
+                self.message_en.as_deref()
+            },
             clause: &self.clause,
             tags: &self.tags,
             suggestion: self.suggestion.as_deref(),
@@ -129,17 +146,45 @@ impl Record {
 
     /// The `data` column: what is neither a column nor the rule's texts.
     pub fn stored_json(&self) -> String {
+        let own = self.own_message();
+        // Every field named: one added to Record must be placed here, in
+        // the row's columns, in the texts, or left out on purpose.
+        let Record {
+            fingerprint: _,
+            rule: _,
+            severity: _,
+            message,
+            message_en,
+            clause: _,
+            tags: _,
+            suggestion: _,
+            suggestion_en: _,
+            subject: _,
+            location,
+            at,
+            due,
+            matched,
+            excerpt,
+            detail,
+            detail_en,
+            cue,
+            field,
+            waiver,
+            dispatch: _,
+        } = self;
         serde_json::to_string(&Stored {
-            location: &self.location,
-            at: &self.at,
-            due: self.due.as_deref(),
-            matched: self.matched.as_deref(),
-            excerpt: self.excerpt.as_deref(),
-            detail: self.detail.as_deref(),
-            detail_en: self.detail_en.as_deref(),
-            cue: self.cue.as_deref(),
-            field: self.field.as_deref(),
-            waiver: self.waiver.as_ref(),
+            message: own.then_some(message.as_str()),
+            message_en: message_en.as_deref().filter(|_| own),
+            location,
+            at,
+            due: due.as_deref(),
+            matched: matched.as_deref(),
+            excerpt: excerpt.as_deref(),
+            detail: detail.as_deref(),
+            detail_en: detail_en.as_deref(),
+            cue: cue.as_deref(),
+            field: field.as_deref(),
+            waiver: waiver.as_ref(),
         })
         .unwrap_or_default()
     }
@@ -347,6 +392,22 @@ mod tests {
         let e = excerpt(t, s, s + "根治".len(), 4).unwrap();
         assert_eq!(e, "产品可以根治高血压，");
         assert!(excerpt(t, 1, 2, 3).is_none());
+    }
+
+    #[test]
+    fn a_file_not_checked_keeps_the_fingerprint_it_had_when_its_reason_was_english() {
+        let f = Finding::not_checked(
+            std::path::PathBuf::from("/d/big.txt"),
+            "file is 6000 bytes, over the 1024-byte limit",
+        );
+        let r = from_findings(&[f], &|_| None, "2026-03-02 10:30");
+        // sha256 of file, not-checked, the path, no field, no match, and
+        // the English reason without its numbers (as stored before v8).
+        assert_eq!(r[0].fingerprint, "94c17cb7436eee4fce98a120f13c9716");
+        assert_eq!(
+            r[0].detail.as_deref(),
+            Some("文件 6000 字节，超过 1024 字节的上限")
+        );
     }
 
     #[test]

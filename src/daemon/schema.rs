@@ -107,16 +107,17 @@ ALTER TABLE violations_v7 RENAME TO violations;
 CREATE UNIQUE INDEX violations_subject ON violations (subject, fingerprint);
 "#,
     // v8: a rule's texts kept once (store/texts.rs); `data` keeps only what
-    // is neither a column nor the texts. The view gives every row's full
-    // record JSON: rows written before v8 carry everything in `data` and no
-    // texts, and patching them with their own columns changes nothing.
+    // is neither a column nor the texts (what it does keep wins over the
+    // texts). The view gives every row's full record JSON: rows written
+    // before v8 carry everything in `data` and no texts, and patching them
+    // with their own columns changes nothing.
     r#"
 CREATE TABLE rule_texts (id INTEGER PRIMARY KEY, data TEXT NOT NULL UNIQUE);
 ALTER TABLE violations ADD COLUMN texts INTEGER REFERENCES rule_texts (id);
 CREATE VIEW violation_records AS
 SELECT v.id AS id,
        CASE WHEN json_valid(v.data) THEN
-           json_patch(json_patch(v.data, COALESCE(t.data, '{}')),
+           json_patch(json_patch(COALESCE(t.data, '{}'), v.data),
                       json_object('fingerprint', v.fingerprint, 'rule', v.rule,
                                   'severity', v.severity, 'subject', v.subject))
        -- A damaged row reads as it is (the reader reports it), and never
@@ -129,7 +130,10 @@ SELECT v.id AS id,
 /// Migrations that rebuild a table other tables refer to: SQLite's
 /// procedure for that runs with foreign key enforcement off (a DROP TABLE
 /// would otherwise delete-check every referring row), and checks the
-/// references once the new table is in place.
+/// references once the new table is in place. Since v8 the view
+/// `violation_records` reads `violations`: a later rebuild of that table
+/// must drop the view first and create it again after (SQLite refuses to
+/// rename a table under a view that names it).
 const REBUILDS: &[usize] = &[6];
 
 #[derive(Debug)]
@@ -163,7 +167,18 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), Migrate> {
 }
 
 fn apply(conn: &mut Connection, i: usize, sql: &str, rebuild: bool) -> Result<(), Migrate> {
-    let tx = conn.transaction().map_err(Migrate::Sql)?;
+    // Taken for writing at once, and the version read again inside: a
+    // command and a starting daemon may both find the database old, and
+    // the second must not apply the step again.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Migrate::Sql)?;
+    let now: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Migrate::Sql)?;
+    if now as usize > i {
+        return Ok(());
+    }
     tx.execute_batch(sql).map_err(Migrate::Sql)?;
     if rebuild {
         let broken: Option<String> = tx
@@ -281,6 +296,20 @@ mod tests {
             .unwrap();
         let as_json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
         assert_eq!(as_json(&data), as_json(full));
+    }
+
+    #[test]
+    fn a_step_another_process_applied_meanwhile_is_not_applied_again() {
+        // The version was read before the other process upgraded: the step
+        // finds it done inside its own write transaction.
+        let mut conn = v6_database();
+        migrate(&mut conn).unwrap();
+        let last = MIGRATIONS.len() - 1;
+        apply(&mut conn, last, MIGRATIONS[last], false).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub fn report(
         .map_err(q)?;
     let _ = writeln!(out, "\nopen obligations: {open}");
     let mut st = conn
-        .prepare("SELECT rule, key, wake, data FROM obligations ORDER BY wake LIMIT 10")
+        .prepare("SELECT rule, key, wake, data FROM obligations ORDER BY wake, rule, key LIMIT 10")
         .map_err(q)?;
     let rows: Vec<(String, String, i64, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -43,7 +43,8 @@ pub fn list(
     )?;
     let mut st = conn.prepare(&format!(
         "SELECT id, status, severity, rule, subject, created, fingerprint,
-                CASE WHEN json_valid(data) THEN json_extract(data, '$.at') END {WHERE}
+                CASE WHEN json_valid(data) AND json_type(data, '$.at') = 'text'
+                     THEN json_extract(data, '$.at') END {WHERE}
          ORDER BY id DESC LIMIT ?3"
     ))?;
     let rows = st.query_map(params![status, rule, limit as i64], |r| {

@@ -191,6 +191,40 @@ mod tests {
     }
 
     #[test]
+    fn after_a_failed_commit_no_record_points_at_texts_that_were_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let now: jiff::Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        s.conn()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON violations WHEN NEW.fingerprint = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .unwrap();
+        let of = |rule: &str, fp: &str, message: &str| {
+            let mut r = record(fp, fp, message);
+            r.rule = rule.into();
+            r
+        };
+        let mut commit = |records: Vec<Record>| {
+            s.commit(
+                Writes {
+                    records,
+                    ..Writes::default()
+                },
+                now,
+            )
+        };
+        // Rule a's texts are added, then undone with the whole input.
+        assert!(commit(vec![of("a", "a1", "甲"), of("a", "boom", "甲")]).is_err());
+        // Rule b's texts may now get the row id a's had.
+        commit(vec![of("b", "b1", "乙")]).unwrap();
+        commit(vec![of("a", "a2", "甲")]).unwrap();
+        let messages: Vec<String> = stored(&s).into_iter().map(|r| r.message).collect();
+        assert_eq!(messages, ["乙", "甲"]);
+    }
+
+    #[test]
     fn a_row_written_before_v8_reads_as_it_was_written() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("s.db")).unwrap();
@@ -203,5 +237,51 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stored(&s), vec![r]);
+    }
+}
+
+#[cfg(test)]
+mod own_messages {
+    use crate::daemon::record::{Record, from_findings};
+    use crate::daemon::store::{Store, Writes};
+    use crate::finding::Finding;
+
+    #[test]
+    fn a_file_too_big_as_it_grows_adds_no_texts_and_reads_back_its_own_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let now: jiff::Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        let mut last = None;
+        for size in [2000, 3000, 4000] {
+            let f = Finding::not_checked(
+                "/d/big.txt".into(),
+                &format!("file is {size} bytes, over the 1024-byte limit"),
+            );
+            let r = from_findings(&[f], &|_| None, "2026-03-02 10:30");
+            last = Some(r[0].clone());
+            s.commit(
+                Writes {
+                    records: r,
+                    ..Writes::default()
+                },
+                now,
+            )
+            .unwrap();
+        }
+        let n = |q: &str| -> i64 { s.conn().query_row(q, [], |r| r.get(0)).unwrap() };
+        assert_eq!(n("SELECT COUNT(*) FROM violations"), 1);
+        assert_eq!(n("SELECT COUNT(*) FROM rule_texts"), 1);
+        let data: String = s
+            .conn()
+            .query_row("SELECT data FROM violation_records", [], |r| r.get(0))
+            .unwrap();
+        let back: Record = serde_json::from_str(&data).unwrap();
+        // The first one stored stays (the size it was first reported at).
+        let mut first = last.unwrap();
+        first.message = "未检查：文件 2000 字节，超过 1024 字节的上限".into();
+        first.message_en = Some("Not checked: file is 2000 bytes, over the 1024-byte limit".into());
+        first.detail = Some("文件 2000 字节，超过 1024 字节的上限".into());
+        first.detail_en = Some("file is 2000 bytes, over the 1024-byte limit".into());
+        assert_eq!(back, first);
     }
 }
