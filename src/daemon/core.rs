@@ -402,6 +402,22 @@ impl Core {
         }
     }
 
+    /// A reload succeeded: the configuration errors raised before are
+    /// fixed (so `violations list` and reminders stop showing them).
+    pub fn config_fixed(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        self.store
+            .conn()
+            .execute(
+                "UPDATE violations SET status = 'fixed', updated = ?2
+                 WHERE rule = ?1 AND status IN ('open', 'acked')",
+                rusqlite::params![CONFIG_ERROR, now.as_millisecond()],
+            )
+            .map_err(|source| StoreError::Sqlite {
+                path: self.store.path.clone(),
+                source,
+            })
+    }
+
     /// A reload found errors: raised like a violation, so it reaches the
     /// rule administrators by mail, once per distinct set of errors.
     pub fn config_error(&mut self, diagnostics: &str, now: Timestamp) -> Result<usize, StoreError> {

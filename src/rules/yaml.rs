@@ -103,10 +103,26 @@ pub fn to_diagnostic(path: &Path, err: &Error) -> Diagnostic {
         Error::Unexpected { expected, .. } => (Code::WrongType, expected_shape(expected)),
         Error::InvalidScalar { .. }
         | Error::NullIntoString { .. }
-        | Error::SerdeInvalidLength { .. } => (Code::WrongType, strip_location(&err.to_string())),
+        | Error::SerdeInvalidLength { .. } => (
+            Code::WrongType,
+            plain_types(&strip_location(&err.to_string())),
+        ),
         other => (Code::YamlSyntax, strip_location(&other.to_string())),
     };
     Diagnostic::new(path, pos, code, message)
+}
+
+/// Rust's type names (`invalid u32`) in words people who edit YAML use.
+fn plain_types(msg: &str) -> String {
+    let ty = msg.strip_prefix("invalid ").unwrap_or("");
+    let what = match ty {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number such as 3",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" => "true or false",
+        _ => return msg.to_string(),
+    };
+    format!("expected {what} here")
 }
 
 /// Says what shape was expected in words rule authors use.
@@ -165,6 +181,20 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rust_type_names_become_plain_words() {
+        assert_eq!(
+            super::plain_types("invalid u32"),
+            "expected a whole number such as 3 here"
+        );
+        assert_eq!(
+            super::plain_types("invalid bool"),
+            "expected true or false here"
+        );
+        assert_eq!(super::plain_types("something else"), "something else");
+    }
+
     use super::*;
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};

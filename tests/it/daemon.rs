@@ -176,9 +176,14 @@ async fn a_bad_reload_keeps_the_old_rules_and_raises_a_config_error() {
         |n| n >= 1,
     )
     .await;
-    // Fixed: the reload succeeds.
+    // Fixed: the reload succeeds, and the error it raised is fixed too.
     std::fs::remove_file(s.path("rules/broken.yaml")).unwrap();
     h.reload().await.unwrap();
+    s.wait_for(
+        "SELECT COUNT(*) FROM violations WHERE rule = 'config-error' AND status = 'fixed'",
+        |n| n == 1,
+    )
+    .await;
     h.shutdown().await.unwrap();
 }
 

@@ -165,6 +165,8 @@ pub(super) async fn core_loop(
                         }
                         let changed = rules.digest != core.rules().digest;
                         core.reload(Arc::new(rules), env);
+                        // Retried (and logged) as any write is.
+                        let _ = retry.run(|| core.config_fixed(clock.now())).await;
                         // Routes apply from the next violation, templates
                         // and languages from the next message; the mail
                         // transport itself is kept until a restart.
