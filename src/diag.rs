@@ -132,6 +132,18 @@ pub struct Diagnostic {
     pub notes: Vec<String>,
 }
 
+/// A path as diagnostics show it: relative to the working folder when it
+/// lies inside it (as the user most likely wrote it), else as it is.
+/// Configured paths are absolute since logs are known by their absolute
+/// path.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 impl Diagnostic {
     pub fn new(path: &Path, pos: Pos, code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
@@ -159,7 +171,7 @@ impl Diagnostic {
 
     /// The one-line header: `path:line:col: error[code]: message`.
     pub fn header(&self) -> String {
-        let path = self.path.display();
+        let path = shown(&self.path);
         let level = self.level.as_str();
         if self.pos.line == 0 {
             format!("{path}: {level}[{}]: {}", self.code.as_str(), self.message)
@@ -183,9 +195,9 @@ impl Diagnostic {
             (false, _) => ("", "", "", ""),
         };
         let mut out = String::new();
-        let path = self.path.display();
+        let path = shown(&self.path);
         let loc = if self.pos.line == 0 {
-            format!("{path}")
+            path.clone()
         } else {
             format!("{path}:{}:{}", self.pos.line, self.pos.column)
         };

@@ -185,14 +185,11 @@ mod tests {
     #[test]
     fn rust_type_names_become_plain_words() {
         assert_eq!(
-            super::plain_types("invalid u32"),
+            plain_types("invalid u32"),
             "expected a whole number such as 3 here"
         );
-        assert_eq!(
-            super::plain_types("invalid bool"),
-            "expected true or false here"
-        );
-        assert_eq!(super::plain_types("something else"), "something else");
+        assert_eq!(plain_types("invalid bool"), "expected true or false here");
+        assert_eq!(plain_types("something else"), "something else");
     }
 
     use super::*;
