@@ -151,7 +151,8 @@ impl Store {
                              AND t.kind = 'violation' AND ",
                 carried!("t"),
                 " ORDER BY t.id LIMIT 1) END,
-                        v.status IN ('waived', 'resolved', 'fixed', 'retracted')
+                        v.status IN ('waived', 'resolved', 'fixed', 'retracted'),
+                        v.late_at
                  FROM outbox o JOIN violations v ON v.id = o.violation
                       JOIN violation_records r ON r.id = o.violation
                  WHERE o.sent_at IS NULL AND o.failed = 0 AND o.next_attempt <= ?1
@@ -174,6 +175,7 @@ impl Store {
                         rejected: r.get(9)?,
                         thread: r.get(10)?,
                         ended: r.get(11)?,
+                        late: r.get(12)?,
                     })
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -194,7 +196,15 @@ impl Store {
                     settle.push((row.id, 2, "cancelled: the report was never sent".into()));
                 } else {
                     match serde_json::from_str::<Record>(&row.data) {
-                        Ok(record) => keep.push(row.item(record)),
+                        Ok(mut record) => {
+                            // Done late before the mail went (a log caught
+                            // up on): the mail says so rather than "not
+                            // done as of …".
+                            if let Some(late) = &row.late {
+                                done_late(&mut record, late);
+                            }
+                            keep.push(row.item(record))
+                        }
                         // Never silently stuck: failed, and shown.
                         Err(e) => settle.push((
                             row.id,
@@ -314,6 +324,19 @@ impl Store {
 }
 
 /// A due row as read, before its violation is parsed.
+fn done_late(r: &mut Record, late: &str) {
+    let zh = format!("已于{late}完成（迟于期限）");
+    let en = format!("done late, at {late}");
+    r.detail = Some(match r.detail.take() {
+        Some(d) => format!("{d}；{zh}"),
+        None => zh,
+    });
+    r.detail_en = Some(match r.detail_en.take() {
+        Some(d) => format!("{d}; {en}"),
+        None => en,
+    });
+}
+
 struct DueRow {
     id: i64,
     kind: String,
@@ -328,6 +351,8 @@ struct DueRow {
     thread: Option<String>,
     /// The violation is waived, resolved, fixed or retracted.
     ended: bool,
+    /// When it was done after all, late (a deadline, a lapse).
+    late: Option<String>,
 }
 
 impl DueRow {
@@ -542,6 +567,27 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].kind, "reminder");
         assert_eq!(due[0].thread.as_deref(), Some("<digest.ab@complyd>"));
+    }
+
+    #[test]
+    fn a_violation_done_late_before_its_mail_went_says_so_in_the_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.conn
+            .execute_batch(
+                "UPDATE violations SET status = 'late', late_at = '2026-03-04 09:30' WHERE id = 1;
+                 INSERT INTO outbox (violation, kind, created, next_attempt) VALUES (1, 'violation', 0, 1);",
+            )
+            .unwrap();
+        let due = s.outbox_due(ts("2026-03-02T02:00:00Z"), 10).unwrap();
+        assert_eq!(
+            due[0].record.detail.as_deref(),
+            Some("已于2026-03-04 09:30完成（迟于期限）")
+        );
+        assert_eq!(
+            due[0].record.detail_en.as_deref(),
+            Some("done late, at 2026-03-04 09:30")
+        );
     }
 
     #[test]
