@@ -71,7 +71,9 @@ pub(super) struct Violation<'a> {
     subject: Cow<'a, str>,
     location: &'a [String],
     cue: Option<&'a str>,
-    field: Option<&'a str>,
+    /// The part of a .docx or the field of a post, named in the mail's
+    /// language (`页眉1`, `标题`); any other field as it is.
+    field: Option<Cow<'a, str>>,
     matched: Option<&'a str>,
     excerpt: Option<&'a str>,
     /// The excerpt cut around the first occurrence of the match, so that a
@@ -133,7 +135,7 @@ pub(super) fn violation<'a>(r: &'a Record, lang: Lang, roots: &[PathBuf]) -> Vio
         subject: relative(&r.subject, roots),
         location: &r.location,
         cue: r.cue.as_deref(),
-        field: r.field.as_deref(),
+        field: r.field.as_deref().map(|f| field_name(f, lang)),
         matched: r.matched.as_deref(),
         excerpt: r.excerpt.as_deref(),
         highlight,
@@ -160,6 +162,33 @@ fn tier(s: Severity, lang: Lang) -> &'static str {
             Severity::Low => "Notice",
         },
     }
+}
+
+fn field_name(f: &str, lang: Lang) -> Cow<'_, str> {
+    if lang == Lang::En {
+        return Cow::Borrowed(f);
+    }
+    let fixed = match f {
+        "body" => "正文",
+        "footnotes" => "脚注",
+        "endnotes" => "尾注",
+        "comments" => "批注",
+        "title" => "标题",
+        "caption" => "文案",
+        "hashtags" => "话题标签",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Cow::Borrowed(fixed);
+    }
+    for (part, zh) in [("header", "页眉"), ("footer", "页脚")] {
+        if let Some(n) = f.strip_prefix(part)
+            && n.chars().all(|c| c.is_ascii_digit())
+        {
+            return Cow::Owned(format!("{zh}{n}"));
+        }
+    }
+    Cow::Borrowed(f)
 }
 
 fn severity_name(s: Severity, lang: Lang) -> &'static str {
@@ -448,6 +477,16 @@ pub(super) fn samples() -> [Record; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_and_fields_are_named_in_chinese_in_chinese_mail() {
+        assert_eq!(field_name("header1", Lang::Zh), "页眉1");
+        assert_eq!(field_name("body", Lang::Zh), "正文");
+        assert_eq!(field_name("caption", Lang::Zh), "文案");
+        assert_eq!(field_name("meta.summary", Lang::Zh), "meta.summary");
+        assert_eq!(field_name("headerline", Lang::Zh), "headerline");
+        assert_eq!(field_name("header1", Lang::En), "header1");
+    }
 
     #[test]
     fn dates_read_in_each_language_and_other_text_is_left_alone() {
