@@ -268,10 +268,12 @@ pub fn waive(
         tz,
         String::new(),
     )?;
-    if let Some(e) = w.expires.filter(|e| *e <= now) {
+    if w.expires.is_some_and(|e| e <= now) {
+        // Said as the user wrote it: a day given is in force through that
+        // day, so it is stored as the next midnight.
         return Err(format!(
             "--expires {} is already past: a waiver must end in the future",
-            tz.to_datetime(e).strftime("%Y-%m-%d %H:%M")
+            expires.unwrap_or_default()
         ));
     }
     let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
