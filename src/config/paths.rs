@@ -127,12 +127,35 @@ pub(super) fn base_of(config: &Path) -> PathBuf {
         .unwrap_or_else(|_| base.to_path_buf())
 }
 
+/// Without `.` components, and `..` taken back lexically where it follows
+/// a name (the base is already canonical: `examples/../var` is `var`).
 pub(super) fn tidy(p: &Path) -> PathBuf {
-    p.components().filter(|c| *c != Component::CurDir).collect()
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn tidy_drops_dots_and_takes_dotdot_back() {
+        assert_eq!(tidy(Path::new("/a/b/./../var")), PathBuf::from("/a/var"));
+        assert_eq!(tidy(Path::new("../x")), PathBuf::from("../x"));
+        assert_eq!(tidy(Path::new("/a/./b")), PathBuf::from("/a/b"));
+    }
+
     use super::*;
 
     #[test]

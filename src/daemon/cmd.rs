@@ -47,6 +47,52 @@ fn load(
     Ok((cfg, dir, set))
 }
 
+/// Rules whose texts English mail would show in Chinese, when some mail
+/// goes out in English.
+fn english_gaps(cfg: &Config, set: &RuleSet) -> Vec<String> {
+    if !cfg.daemon.mail.templates.uses_english() {
+        return Vec::new();
+    }
+    let list = |ids: Vec<&str>| {
+        let n = ids.len();
+        let mut shown = ids.into_iter().take(8).collect::<Vec<_>>().join(", ");
+        if n > 8 {
+            shown.push_str(&format!(" … {} more", n - 8));
+        }
+        shown
+    };
+    let mut out = Vec::new();
+    let no_message: Vec<&str> = set
+        .rules
+        .iter()
+        .filter(|r| r.meta.message_en.is_none())
+        .map(|r| r.meta.id.as_str())
+        .collect();
+    if !no_message.is_empty() {
+        out.push(format!(
+            "English mail is configured, but {} rule(s) have no message_en and are mailed with \
+             their Chinese message: {}",
+            no_message.len(),
+            list(no_message)
+        ));
+    }
+    let no_suggestion: Vec<&str> = set
+        .rules
+        .iter()
+        .filter(|r| r.meta.suggestion.is_some() && r.meta.suggestion_en.is_none())
+        .map(|r| r.meta.id.as_str())
+        .collect();
+    if !no_suggestion.is_empty() {
+        out.push(format!(
+            "English mail is configured, but {} rule(s) have a suggestion without \
+             suggestion_en: {}",
+            no_suggestion.len(),
+            list(no_suggestion)
+        ));
+    }
+    out
+}
+
 /// `complyd check`: validates the configuration and the rules (what
 /// systemd's ExecReload runs before signalling the daemon).
 pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> ExitCode {
@@ -55,8 +101,12 @@ pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> Exit
             // Warnings do not fail the check (exit 0): the daemon runs so.
             let warnings = cfg.warnings(jiff::Timestamp::now());
             eprint!("{}", cfg.render_warnings(jiff::Timestamp::now(), color));
-            if !warnings.is_empty() {
-                let n = warnings.len();
+            let english = english_gaps(&cfg, &set);
+            for w in &english {
+                eprintln!("warning: {w}");
+            }
+            if !warnings.is_empty() || !english.is_empty() {
+                let n = warnings.len() + english.len();
                 eprintln!("{n} warning{}", if n == 1 { "" } else { "s" });
             }
             let t = &cfg.daemon.mail.templates;

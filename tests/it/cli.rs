@@ -476,3 +476,42 @@ fn check_refuses_a_route_naming_an_unknown_rule_or_tag_at_its_line() {
         "a known rule is fine: {err}"
     );
 }
+
+#[test]
+fn check_warns_when_english_mail_would_show_a_rules_chinese_texts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("p.yaml"),
+        "pack: p\nrules:\n  - id: only-chinese\n    severity: low\n    message: 测试\n    \
+         clause: \"1\"\n    suggestion: 删除\n    check: {phrases: {terms: [测试词]}}\n",
+    )
+    .unwrap();
+    let cfg = write(
+        tmp.path(),
+        "complyd.yaml",
+        "rules: rules\nmail:\n  language: en\n",
+    );
+    let out = complyd()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains(
+            "1 rule(s) have no message_en and are mailed with their Chinese message: only-chinese"
+        ) && err.contains("have a suggestion without suggestion_en: only-chinese"),
+        "{err}"
+    );
+    // Chinese mail: nothing to say.
+    std::fs::write(&cfg, "rules: rules\n").unwrap();
+    let out = complyd()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("message_en"), "{err}");
+}

@@ -329,6 +329,12 @@ impl Templates {
         self.current().language
     }
 
+    /// Some mail goes out in English (`mail.language` or a route's).
+    pub fn uses_english(&self) -> bool {
+        let set = self.current();
+        set.language == Lang::En || set.routes.contains(&Some(Lang::En))
+    }
+
     /// The `mail.templates` folder, if any.
     pub fn dir(&self) -> Option<PathBuf> {
         self.current().custom.as_ref().map(|c| c.dir.clone())
