@@ -31,3 +31,19 @@ pub unsafe fn return_freed_memory_at_once() {
     // guarantees no other thread exists yet.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
+
+/// Gives back to the OS, now, the memory that the calling thread freed:
+/// mimalloc otherwise purges a page left empty at that thread's next
+/// allocation, which an idle thread does not make (see
+/// [`return_freed_memory_at_once`]). For a thread about to idle after
+/// freeing much (the core, giving back the rules' regex caches). Forced:
+/// the normal collection left the freed caches resident (measured: the
+/// idle daemon's RssAnon 13.1 MiB with it, 10.7 forced).
+#[allow(unsafe_code)]
+pub fn give_back_freed_pages() {
+    // SAFETY: a plain call into mimalloc, callable from any thread at any
+    // time; it collects the calling thread's heap and purges the arenas'
+    // free ranges. Without mimalloc as the global allocator (the lib's
+    // tests) it finds nothing to collect.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}

@@ -240,6 +240,14 @@ impl Matcher {
             .map_or(0, |a| a.heap_bytes() + size_of_val(&*self.table))
     }
 
+    /// Gives back the regexes' working memory (their lazy DFAs' states and
+    /// sets), which the next scan makes anew: for an idle daemon.
+    pub fn release_caches(&self) {
+        if let Some(r) = &self.regexes {
+            r.release_cache();
+        }
+    }
+
     #[inline]
     fn slots_of(&self, pattern: u32) -> &[SlotId] {
         let a = self.slot_start[pattern as usize] as usize;

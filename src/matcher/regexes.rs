@@ -12,6 +12,7 @@
 //! RSS").
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
@@ -119,6 +120,12 @@ type CharRanges = Box<[(char, char)]>;
 /// All regexes, compiled; pattern `i` is the `i`-th regex added.
 pub(super) struct Regexes {
     re: meta::Regex,
+    /// The search's working memory (the lazy DFAs' states, and sets as long
+    /// as the automata: ~2.5 MiB after the first check of the examples, up
+    /// to the cap after much varied text), made on first use and given back
+    /// by [`Regexes::release_cache`]. A scan that finds it in use by another
+    /// thread uses the regex's own per-thread caches instead.
+    cache: Mutex<Option<meta::Cache>>,
     slots: Vec<SlotId>,
     /// Per pattern: the characters a match can begin with (sorted ranges),
     /// or `None` when not known. Spares most anchored tries.
@@ -159,15 +166,41 @@ impl Regexes {
         if want > DFA_CACHE_MIN {
             re = build(want);
         }
-        Some(Regexes { re, slots, firsts })
+        Some(Regexes {
+            re,
+            cache: Mutex::new(None),
+            slots,
+            firsts,
+        })
     }
 
     pub(super) fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Gives back the search's working memory; the next scan makes it anew.
+    pub(super) fn release_cache(&self) {
+        let taken = self.cache.try_lock().ok().and_then(|mut c| c.take());
+        drop(taken);
+    }
+
     /// Appends every match of every pattern, with offsets in `text`.
     pub(super) fn scan(&self, text: &str, out: &mut Vec<Hit>) {
+        match self.cache.try_lock() {
+            Ok(mut held) => {
+                let cache = held.get_or_insert_with(|| self.re.create_cache());
+                self.scan_with(text, out, |input| self.re.search_with(cache, input));
+            }
+            Err(_) => self.scan_with(text, out, |input| self.re.search(input)),
+        }
+    }
+
+    fn scan_with(
+        &self,
+        text: &str,
+        out: &mut Vec<Hit>,
+        mut search: impl FnMut(&Input<'_>) -> Option<regex_automata::Match>,
+    ) {
         let view = RegexView::new(text);
         let hay = view.text();
         // Per pattern: where its next match may start (after its last one).
@@ -187,7 +220,7 @@ impl Regexes {
             }
         };
         let mut at = 0;
-        while let Some(m) = self.re.search(&Input::new(hay).range(at..)) {
+        while let Some(m) = search(&Input::new(hay).range(at..)) {
             let s = m.start();
             let Some(c) = hay[s..].chars().next() else {
                 break; // an empty match at the very end
@@ -205,7 +238,7 @@ impl Regexes {
                 let input = Input::new(hay)
                     .range(s..)
                     .anchored(Anchored::Pattern(PatternID::new_unchecked(p)));
-                if let Some(m) = self.re.search(&input) {
+                if let Some(m) = search(&input) {
                     emit(p, s, m.end(), &mut next, width);
                 }
             }
@@ -490,6 +523,36 @@ mod tests {
         ] {
             assert_eq!(combined(&ps, text), oracle(&ps, text), "«{text}»");
         }
+    }
+
+    /// The cache given back is made anew; a scan finding it in use by
+    /// another thread uses the regex's own caches. Same hits every time.
+    #[test]
+    fn the_same_hits_after_releasing_the_cache_and_while_it_is_in_use() {
+        let ps = accepted();
+        let text = "xx ab, abc 最好的 最 好 的,最佳 一二 天 3天 12% ABab";
+        let mut b = MatcherBuilder::new();
+        for p in &ps {
+            let slot = b.new_slot();
+            b.add_regex(slot, p).unwrap();
+        }
+        let m = b.build();
+        let scan = || {
+            let mut out = Vec::new();
+            m.scan(text, &mut out);
+            out.sort();
+            out
+        };
+        let first = scan();
+        assert_eq!(first, oracle(&ps, text));
+        let regexes = m.regexes.as_ref().unwrap();
+        assert!(regexes.cache.lock().unwrap().is_some());
+        m.release_caches();
+        assert!(regexes.cache.lock().unwrap().is_none());
+        assert_eq!(scan(), first);
+        let held = regexes.cache.lock().unwrap();
+        assert_eq!(scan(), first);
+        drop(held);
     }
 
     proptest! {

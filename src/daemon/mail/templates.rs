@@ -104,7 +104,11 @@ pub struct Parts {
 }
 
 /// One language's templates: the same files compiled twice, for the plain
-/// text (nothing escaped) and for HTML (every value escaped).
+/// text (nothing escaped) and for HTML (every value escaped). A built-in
+/// file is compiled when first rendered or included: a mail renders three
+/// files per part, and compiling all nine twice for both languages up
+/// front held ~0.6 MB that a daemon mailing in one language never used
+/// (BENCHMARKS.md, "Idle RSS").
 #[derive(Debug)]
 pub(super) struct Envs {
     text: Environment<'static>,
@@ -112,20 +116,23 @@ pub(super) struct Envs {
 }
 
 impl Envs {
-    /// Compiles the built-in files of `lang`, then `own` over them. A file
-    /// of `own` that does not compile is reported and leaves the built-in
-    /// one (or an empty template) in its place, so that the others can
-    /// still be checked.
+    /// Compiles `own` over the built-in files of `lang` (those are compiled
+    /// when first used). A file of `own` that does not compile is reported
+    /// and leaves the built-in one (or an empty template) in its place, so
+    /// that the others can still be checked.
     pub(super) fn new(lang: Lang, own: &BTreeMap<String, String>) -> (Envs, Vec<Error>) {
         let mut envs = Envs {
             text: environment(lang, false),
             html: environment(lang, true),
         };
-        for (name, src) in BUILTIN[lang.index()] {
-            for env in [&mut envs.text, &mut envs.html] {
-                env.add_template(name, src)
-                    .expect("the built-in templates compile (tested)");
-            }
+        for env in [&mut envs.text, &mut envs.html] {
+            // Templates added below take precedence over the loader's.
+            env.set_loader(move |name| {
+                Ok(BUILTIN[lang.index()]
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, src)| *src))
+            });
         }
         let mut errors = Vec::new();
         for (name, src) in own {
@@ -610,6 +617,23 @@ mod tests {
                         .count();
                 assert_eq!(wrapping, cells, "{h}");
                 assert!(h.contains("max-width:40em;overflow-wrap:anywhere"), "{h}");
+            }
+        }
+    }
+
+    /// They are compiled when first used, so a broken one would only show
+    /// when a mail needs it: compile every file of both languages here.
+    #[test]
+    fn every_built_in_file_compiles_in_both_parts() {
+        for lang in Lang::ALL {
+            let (envs, errors) = Envs::new(lang, &BTreeMap::new());
+            assert!(errors.is_empty());
+            for env in [&envs.text, &envs.html] {
+                for name in FILES {
+                    if let Err(e) = env.get_template(name) {
+                        panic!("{}/{name}: {e:#}", lang.as_str());
+                    }
+                }
             }
         }
     }

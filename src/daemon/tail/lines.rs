@@ -10,6 +10,12 @@ use super::TailLine;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// What a read asks for when the buffer is small, i.e. the first read after
+/// the end of the file was reached. A quiet log is polled every 200 ms:
+/// asking for the full read buffer each time kept it (256 KiB, zeroed, so
+/// resident) for every log a daemon tails, though the polls find nothing.
+pub(super) const IDLE_READ: usize = 16 << 10;
+
 /// Bytes read but not yet cut into lines, and the position of the reader.
 ///
 /// Holds at most one unfinished line (at most `max_line_bytes`) plus one
@@ -59,6 +65,16 @@ impl LineBuf {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// At the end of the file with nothing buffered: gives back a buffer
+    /// grown for a backlog (the next read asks for [`IDLE_READ`] first).
+    pub fn rest(&mut self) {
+        if self.start == self.end && self.buf.len() > IDLE_READ {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
         }
     }
 

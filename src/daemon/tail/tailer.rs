@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::lines::LineBuf;
+use super::lines::{IDLE_READ, LineBuf};
 use super::siblings::{self, Opened};
 use super::{Batch, Cursor, Fingerprint, TailLimits, TailNote};
 
@@ -213,6 +213,13 @@ impl Tailer {
     /// still empty, which would look like "nothing new" to the caller.
     fn pump(&mut self, out: &mut Batch, budget: &mut usize) -> Pumped {
         let mut at_eof = false;
+        // A small first read while the buffer is small (a quiet file's poll),
+        // the full read buffer once a read comes back full.
+        let mut chunk = if self.lines.capacity() >= self.limits.read_buffer {
+            self.limits.read_buffer
+        } else {
+            IDLE_READ.min(self.limits.read_buffer)
+        };
         loop {
             let Some(src) = self.src.as_ref() else {
                 return Pumped::Eof;
@@ -230,9 +237,10 @@ impl Tailer {
                 return Pumped::Budget;
             }
             if at_eof {
+                self.lines.rest();
                 return Pumped::Eof;
             }
-            let (n, want, pos) = match self.lines.fill(&src.f.file, self.limits.read_buffer) {
+            let (n, want, pos) = match self.lines.fill(&src.f.file, chunk) {
                 Ok(r) => r,
                 Err(e) => {
                     self.error(out, format!("cannot read: {e}"));
@@ -265,6 +273,7 @@ impl Tailer {
             // A short read is the end of the file for now: saves the syscall
             // that would return 0.
             at_eof = n < want;
+            chunk = self.limits.read_buffer;
         }
     }
 

@@ -50,6 +50,31 @@ fn invalid_utf8_is_an_error_item_and_reading_goes_on() {
 }
 
 #[test]
+fn a_quiet_log_holds_a_small_buffer_after_a_backlog() {
+    let (_d, path) = setup();
+    let limits = TailLimits::default();
+    let line = format!("{}\n", "z".repeat(99));
+    append(&path, line.repeat(10_000).as_bytes());
+    let mut t = Tailer::new(path.clone(), None, limits);
+    // A batch of less than the backlog: the buffer is full-sized meanwhile.
+    assert_eq!(t.read(100 << 10).lines.len(), 1_024);
+    assert!(t.buffer_capacity() >= limits.read_buffer);
+    let (lines, _, _) = drain(&mut t, 10 << 20);
+    assert_eq!(lines.len(), 10_000 - 1_024);
+    assert!(t.buffer_capacity() <= 16 << 10, "{}", t.buffer_capacity());
+    // Polls of the quiet file keep it small, and new lines are read whole.
+    for _ in 0..3 {
+        assert!(drain(&mut t, 1 << 20).0.is_empty());
+        assert!(t.buffer_capacity() <= 16 << 10);
+    }
+    append(&path, line.repeat(1_000).as_bytes());
+    let (lines, _, c) = drain(&mut t, 10 << 20);
+    assert_eq!(lines.len(), 1_000);
+    assert_eq!((c.offset, c.line), (1_100_000, 11_000));
+    assert!(t.buffer_capacity() <= 16 << 10);
+}
+
+#[test]
 fn a_10_mb_line_is_skipped_with_bounded_memory() {
     let (_d, path) = setup();
     let limits = TailLimits::default();
