@@ -36,6 +36,20 @@ pub struct Obligation {
     pub fired: bool,
 }
 
+impl Obligation {
+    /// A reported obligation discharged after all by `ev`: its violation is
+    /// marked late (or withdrawn, when `ev` was in time but logged late).
+    pub fn done_late_by(self, ev: &Event) -> Effect {
+        Effect::Late {
+            rule: self.rule,
+            subject: self.subject,
+            due: self.due,
+            at: ev.ts,
+            evidence: ev.evidence.clone(),
+        }
+    }
+}
+
 /// A remembered event, for rules that look back (prerequisites). Shared:
 /// a rule looks at every fact of its key on every event of that key, which
 /// must not copy their fields each time.

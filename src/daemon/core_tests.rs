@@ -477,3 +477,23 @@ fn a_cursor_saved_under_a_relative_spelling_is_taken_over_by_the_absolute_path()
         .collect();
     assert_eq!(rows, [(abs, 17)], "the spelling read furthest stays");
 }
+
+#[test]
+fn a_file_checked_under_a_relative_path_is_not_checked_again_under_the_absolute_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let rel = "examples/drop/sample.srt";
+    {
+        let s = Store::open(&db).unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO files (path, size, mtime_ns, sha256, checked_at, findings)
+                 VALUES (?1, 1, 1, 'x', 1, 0)",
+                [rel],
+            )
+            .unwrap();
+    }
+    let s = Store::open(&db).unwrap();
+    let abs = std::fs::canonicalize(rel).unwrap();
+    assert!(s.file(&abs).unwrap().is_some());
+}

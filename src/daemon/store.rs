@@ -109,6 +109,20 @@ fn adopt_relative_log_keys(conn: &Connection) -> rusqlite::Result<()> {
             }
         }
     }
+    // Files checked under a relative path likewise, so that the catch-up
+    // pass does not check (and report) them again under the absolute one.
+    let files: Vec<String> = conn
+        .prepare("SELECT path FROM files WHERE path NOT LIKE '/%'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for path in files {
+        if let Ok(abs) = std::fs::canonicalize(&path) {
+            conn.execute(
+                "UPDATE OR IGNORE files SET path = ?2 WHERE path = ?1",
+                [&path, &abs.display().to_string()],
+            )?;
+        }
+    }
     Ok(())
 }
 

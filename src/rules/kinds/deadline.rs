@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 use super::{EventSpec, wording};
 use crate::calendar::Clock;
 use crate::diag::Pos;
-use crate::engine::{Effect, EvalCx, EventCheck, LATE_RETENTION, Obligation};
+use crate::engine::{EvalCx, EventCheck, LATE_RETENTION, Obligation};
 use crate::event::Event;
 use crate::rules::compile::Cx;
 use crate::rules::cond::{
@@ -71,13 +71,7 @@ impl EventCheck for DeadlineCheck {
         {
             cx.state.remove_obligation(&cx.meta.id, &key);
             if let Some(ob) = cx.state.remove_obligation(&cx.meta.id, &late_key(&key)) {
-                cx.effects.push(Effect::Late {
-                    rule: ob.rule,
-                    subject: ob.subject,
-                    due: ob.due,
-                    at: ev.ts,
-                    evidence: ev.evidence.clone(),
-                });
+                cx.effects.push(ob.done_late_by(ev));
             }
         }
         if self.start.matches(ev, &cx.env.lists)

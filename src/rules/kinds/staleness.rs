@@ -18,7 +18,7 @@ use serde_saphyr::Spanned;
 use super::{EventSpec, wording};
 use crate::calendar::Clock;
 use crate::diag::{Code, Pos};
-use crate::engine::{Effect, EvalCx, EventCheck, LATE_RETENTION, NEVER, Obligation, local_time};
+use crate::engine::{EvalCx, EventCheck, LATE_RETENTION, NEVER, Obligation, local_time};
 use crate::event::Event;
 use crate::rules::compile::{Cx, pos_of};
 use crate::rules::cond::{EventMatch, RawEventMatch, compile_duration, compile_match};
@@ -139,13 +139,7 @@ impl EventCheck for StalenessCheck {
                 && ob.fired
                 && ob.wake != NEVER
             {
-                cx.effects.push(Effect::Late {
-                    rule: ob.rule,
-                    subject: ob.subject,
-                    due: ob.due,
-                    at: ev.ts,
-                    evidence: ev.evidence.clone(),
-                });
+                cx.effects.push(ob.done_late_by(ev));
             }
             self.arm(cx, subject, ev.evidence.clone(), ev.ts);
         } else if self.roster.is_none() && !cx.state.has_obligation(&cx.meta.id, &subject) {
