@@ -265,11 +265,13 @@ fn scan_positions(source: &str) -> Vec<Found> {
         line: 1,
         column: 1,
     };
-    let _ = scan_object(&mut s, &mut found);
+    let _ = scan_object(&mut s, "", &mut found);
     found
 }
 
-fn scan_object(s: &mut Scanner<'_>, found: &mut Vec<Found>) -> Option<()> {
+/// An object's fields, named as `other_texts` names them: `key`, or
+/// `prefix.key` inside another object.
+fn scan_object(s: &mut Scanner<'_>, prefix: &str, found: &mut Vec<Found>) -> Option<()> {
     s.skip_ws();
     if s.bump()? != '{' {
         return None;
@@ -277,57 +279,63 @@ fn scan_object(s: &mut Scanner<'_>, found: &mut Vec<Found>) -> Option<()> {
     loop {
         s.skip_ws();
         if s.peek()? == '}' {
+            s.bump();
             return Some(());
         }
         let (_, raw_key) = s.string()?;
         let key = serde_json::from_str::<String>(&format!("\"{raw_key}\"")).ok()?;
+        let name = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
         s.skip_ws();
         if s.bump()? != ':' {
             return None;
         }
-        s.skip_ws();
-        // Every top-level text and list of texts (other fields are checked
-        // too, see `extract`).
-        match s.peek()? {
-            '"' => {
-                let (pos, raw) = s.string()?;
-                found.retain(|(f, _, _)| *f != key);
-                found.push((key, pos, raw));
-            }
-            '[' => {
-                let prefix = format!("{key}[");
-                found.retain(|(f, _, _)| !f.starts_with(&prefix));
-                s.bump();
-                let mut i = 0usize;
-                loop {
-                    s.skip_ws();
-                    match s.peek()? {
-                        ']' => {
-                            s.bump();
-                            break;
-                        }
-                        ',' => {
-                            s.bump();
-                        }
-                        '"' => {
-                            let (pos, raw) = s.string()?;
-                            found.push((format!("{key}[{i}]"), pos, raw));
-                            i += 1;
-                        }
-                        _ => {
-                            s.skip_value()?;
-                            i += 1;
-                        }
-                    }
-                }
-            }
-            _ => s.skip_value()?,
-        }
+        // A repeated key replaces what the earlier one held.
+        let (list, inner) = (format!("{name}["), format!("{name}."));
+        found.retain(|(f, _, _)| *f != name && !f.starts_with(&list) && !f.starts_with(&inner));
+        scan_value(s, &name, found)?;
         s.skip_ws();
         if s.peek()? == ',' {
             s.bump();
         }
     }
+}
+
+/// Every text in a value, at any depth (`name`, `name[2]`, `name.key`).
+fn scan_value(s: &mut Scanner<'_>, name: &str, found: &mut Vec<Found>) -> Option<()> {
+    s.skip_ws();
+    match s.peek()? {
+        '"' => {
+            let (pos, raw) = s.string()?;
+            found.push((name.to_owned(), pos, raw));
+        }
+        '[' => {
+            s.bump();
+            let mut i = 0usize;
+            loop {
+                s.skip_ws();
+                match s.peek()? {
+                    ']' => {
+                        s.bump();
+                        break;
+                    }
+                    ',' => {
+                        s.bump();
+                    }
+                    _ => {
+                        scan_value(s, &format!("{name}[{i}]"), found)?;
+                        i += 1;
+                    }
+                }
+            }
+        }
+        '{' => scan_object(s, name, found)?,
+        _ => s.skip_value()?,
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -351,6 +359,20 @@ mod tests {
         assert_eq!(fields, ["title", "captoin", "desc", "tags[0]"]);
         let c = find(&units, "captoin");
         assert_eq!((c.text.as_str(), c.line, c.column), ("本品根治失眠", 2, 13));
+    }
+
+    #[test]
+    /// From a new user's trial: fields inside objects were placed at 1:1.
+    fn texts_nested_in_objects_and_lists_are_placed_where_they_are() {
+        let src = "{\n  \"title\": \"好物\",\n  \"x\": 1,\n  \"meta\": {\"summary\": \"本品100%有效\"},\n  \"n\": {\"a\": {\"b\": \"根治\"}},\n  \"l\": [{\"k\": \"保证\"}]\n}\n";
+        let units = extract(src).unwrap();
+        let at = |f: &str| {
+            let u = find(&units, f);
+            (u.line, u.column)
+        };
+        assert_eq!(at("meta.summary"), (4, 24));
+        assert_eq!(at("n.a.b"), (5, 21));
+        assert_eq!(at("l[0].k"), (6, 16));
     }
 
     #[test]
