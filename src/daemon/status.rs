@@ -125,7 +125,7 @@ pub fn report(
                 out,
                 "  {rule}  {subject}  overdue (reported); a late discharge is marked until {at}"
             ),
-            _ => writeln!(out, "  {rule}  {subject}  next check {at}"),
+            _ => writeln!(out, "  {rule}  {subject}  due {at}"),
         };
     }
     more_not_shown(&mut out, open, shown, "");
@@ -137,7 +137,20 @@ pub fn report(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
-    let summary: Vec<String> = rows.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    // Said in words: "late" alone reads like "still overdue".
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|(s, n)| {
+            let what = match s.as_str() {
+                "late" => "late (done after the deadline)",
+                "retracted" => "retracted (done in time, logged late)",
+                "fixed" => "fixed (no longer found)",
+                "acked" => "acknowledged",
+                other => other,
+            };
+            format!("{n} {what}")
+        })
+        .collect();
     let _ = writeln!(
         out,
         "\nviolations: {}",
@@ -393,10 +406,7 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(
-            text.contains("reply-general-1h  ks/a  next check"),
-            "{text}"
-        );
+        assert!(text.contains("reply-general-1h  ks/a  due "), "{text}");
         assert!(
             !text.contains('\u{1e}') && !text.contains('\u{1f}'),
             "{text}"
