@@ -123,7 +123,11 @@ pub fn collect_files(
 
 /// Checks one file: its findings, or one "not checked" finding with the reason.
 pub fn check_file(rules: &RuleSet, path: &Path, limits: &Limits) -> Vec<Finding> {
-    match extract_path(path, limits) {
+    findings(rules, path, extract_path(path, limits))
+}
+
+fn findings(rules: &RuleSet, path: &Path, extracted: Extracted) -> Vec<Finding> {
+    match extracted {
         Extracted::Checked(doc) => check_document(rules, path, &doc),
         Extracted::NotChecked { reason } => vec![Finding::not_checked(path.to_path_buf(), &reason)],
     }
@@ -133,24 +137,22 @@ pub fn check_file(rules: &RuleSet, path: &Path, limits: &Limits) -> Vec<Finding>
 fn check_stdin(rules: &RuleSet, name: &Path, limits: &Limits) -> Vec<Finding> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    // One byte past the limit tells extract_bytes it is too big.
+    // One byte past the limit tells that it is too big.
     let read = std::io::stdin()
         .lock()
         .take(limits.max_file_bytes.saturating_add(1))
         .read_to_end(&mut bytes);
-    if let Err(e) = read {
-        let reason = format!("cannot read: {}", crate::rules::compile::io_reason(&e));
-        return vec![Finding::not_checked(name.to_path_buf(), &reason)];
-    }
-    // Its size is not known: only that it is past the limit.
-    if bytes.len() as u64 > limits.max_file_bytes {
-        let reason = format!("file is over the {}-byte limit", limits.max_file_bytes);
-        return vec![Finding::not_checked(name.to_path_buf(), &reason)];
-    }
-    match extract_bytes(name, &bytes, limits) {
-        Extracted::Checked(doc) => check_document(rules, name, &doc),
-        Extracted::NotChecked { reason } => vec![Finding::not_checked(name.to_path_buf(), &reason)],
-    }
+    let extracted = match read {
+        Err(e) => Extracted::NotChecked {
+            reason: format!("cannot read: {}", crate::rules::compile::io_reason(&e)),
+        },
+        // Its size is not known: only that it is past the limit.
+        Ok(_) if bytes.len() as u64 > limits.max_file_bytes => Extracted::NotChecked {
+            reason: format!("file is over the {}-byte limit", limits.max_file_bytes),
+        },
+        Ok(_) => extract_bytes(name, &bytes, limits),
+    };
+    findings(rules, name, extracted)
 }
 
 /// Checks every file, handing each finding to `sink` as soon as its file is done.

@@ -412,10 +412,7 @@ impl Core {
                  WHERE rule = ?1 AND status IN ('open', 'acked')",
                 rusqlite::params![CONFIG_ERROR, now.as_millisecond()],
             )
-            .map_err(|source| StoreError::Sqlite {
-                path: self.store.path.clone(),
-                source,
-            })
+            .map_err(self.store.sq())
     }
 
     /// A reload found errors: raised like a violation, so it reaches the
