@@ -58,6 +58,10 @@ pub struct Core {
     batches: Batches,
     /// Events up to here have left the window; it never goes back.
     horizon: Option<Timestamp>,
+    /// The horizon as committed.
+    saved_horizon: Option<Timestamp>,
+    /// Log batches whose events are all held in memory only (pending.rs).
+    pending: pending::Pending,
     /// Stored batches found empty at start, deleted by the next commit.
     drained: Vec<u64>,
     /// A commit failed and so did restoring the window after it: the window
@@ -93,6 +97,8 @@ impl Core {
     ) -> Result<Core, StoreError> {
         let mut store = store;
         let restored = store.restore_window()?;
+        // Lines that waited past a cursor are read again from it.
+        store.forget_waiting()?;
         Ok(Core {
             rules,
             env,
@@ -102,6 +108,8 @@ impl Core {
             window: restored.window,
             batches: restored.batches,
             horizon: restored.horizon,
+            saved_horizon: restored.horizon,
+            pending: pending::Pending::default(),
             drained: restored.drained,
             window_stale: false,
             clock: None,
@@ -382,16 +390,31 @@ impl Core {
         }
     }
 
-    fn commit(&mut self, mut w: Writes, now: Timestamp) -> Result<usize, StoreError> {
+    /// Commits an input that evaluated log events; `own`: the pending
+    /// batch it read, which its retry reads again if this fails.
+    fn commit(
+        &mut self,
+        mut w: Writes,
+        now: Timestamp,
+        own: Option<u64>,
+    ) -> Result<usize, StoreError> {
         self.waive(&mut w.records, now);
         w.held_drop.append(&mut self.drained);
+        let horizon = w.horizon;
         match self.store.commit(w, now) {
-            Ok(c) => Ok(c.new.len()),
+            Ok(c) => {
+                self.settled();
+                if horizon.is_some() {
+                    self.saved_horizon = horizon;
+                }
+                Ok(c.new.len())
+            }
             Err(e) => {
                 // The store reloaded its state from disk; the window would
                 // now disagree with it, so rebuild it from disk too — before
                 // the next input if that fails now. The commit's error is
                 // the one worth reporting.
+                self.unsettle(own);
                 self.window_stale = true;
                 match self.restore_window() {
                     Ok(()) => self.window_stale = false,
@@ -520,6 +543,7 @@ pub fn changed_since(store: &Store, path: &Path, size: u64, mtime_ns: i64) -> bo
 }
 
 mod logs;
+mod pending;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

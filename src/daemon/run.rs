@@ -596,6 +596,7 @@ pub fn run_once(opts: &RunOptions, rules: RuleSet, now: Timestamp) -> Result<Str
     }
     core.logs_read();
     new += core.tick(now)?;
+    core.persist_held(now)?;
     core.remind(now)?;
     // Deliver the outbox on a runtime of its own (lettre's SMTP transport
     // is async); an unreachable server ends the pass, the rest waits.

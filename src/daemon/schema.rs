@@ -125,6 +125,11 @@ SELECT v.id AS id,
        ELSE v.data END AS data
   FROM violations v LEFT JOIN rule_texts t ON t.id = v.texts;
 "#,
+    // v9: lines read past a log's cursor whose events are all held in
+    // memory (core/pending.rs): shown by `status`, read again after a crash.
+    r#"
+ALTER TABLE sources ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Migrations that rebuild a table other tables refer to: SQLite's

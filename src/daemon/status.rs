@@ -63,19 +63,26 @@ pub fn report(
 
     let _ = writeln!(out, "\nsources:");
     let mut st = conn
-        .prepare("SELECT key, last_read, lines FROM sources ORDER BY key")
+        .prepare("SELECT key, last_read, lines, waiting FROM sources ORDER BY key")
         .map_err(q)?;
-    let rows: Vec<(String, Option<i64>, i64)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let rows: Vec<(String, Option<i64>, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .and_then(|r| r.collect())
         .map_err(q)?;
     if rows.is_empty() {
         let _ = writeln!(out, "  (no log read yet)");
     }
-    for (key, last, lines) in rows {
+    for (key, last, lines, waiting) in rows {
+        // Lines whose events all wait in the reorder window are not saved
+        // as read: a restart reads them again.
+        let waiting = if waiting > 0 {
+            format!(" (and {waiting} more waiting in the reorder window)")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  log {key}: {lines} lines, last read {}",
+            "  log {key}: {lines} lines{waiting}, last read {}",
             when(last, tz)
         );
     }

@@ -161,9 +161,11 @@ pub struct Writes {
     pub file_fingerprints: Option<(PathBuf, Vec<String>)>,
     pub removed_file: Option<PathBuf>,
     /// (source key, cursor JSON, lines read).
-    pub cursor: Option<(String, String, u64)>,
-    /// The events of this input still held after it: (first id, blob).
-    pub held_batch: Option<(u64, Vec<u8>)>,
+    pub cursors: Vec<(String, String, u64)>,
+    /// (source key, lines): read, held in memory past the cursor.
+    pub waiting: Vec<(String, u64)>,
+    /// Held events to store: (first id, blob), held.rs's batches.
+    pub held_batches: Vec<(u64, Arc<Vec<u8>>)>,
     /// Batches whose last held event was released.
     pub held_drop: Vec<u64>,
     /// The window's release horizon after this input, when it moved.
@@ -172,6 +174,23 @@ pub struct Writes {
     pub errors: Vec<(String, String)>,
     /// The engine's `start` ran on this state.
     pub started: bool,
+}
+
+impl Writes {
+    /// Whether it writes nothing (a moved horizon alone is no reason to).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.late.is_empty()
+            && self.file.is_none()
+            && self.file_fingerprints.is_none()
+            && self.removed_file.is_none()
+            && self.cursors.is_empty()
+            && self.waiting.is_empty()
+            && self.held_batches.is_empty()
+            && self.held_drop.is_empty()
+            && self.errors.is_empty()
+            && !self.started
+    }
 }
 
 /// What a commit did.
@@ -403,6 +422,11 @@ impl Store {
         if self.stale { self.reload() } else { Ok(()) }
     }
 
+    /// Whether the engine changed obligations or facts since the last commit.
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty() || !self.new_facts.is_empty()
+    }
+
     /// Whether the mirror may differ from the database.
     pub fn is_stale(&self) -> bool {
         self.stale
@@ -481,6 +505,14 @@ impl Store {
             .map_err(self.sq())?;
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
+            .map_err(self.sq())
+    }
+
+    /// Lines counted as read past their log's cursor are read again.
+    pub fn forget_waiting(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE sources SET waiting = 0 WHERE waiting != 0", [])
+            .map(drop)
             .map_err(self.sq())
     }
 

@@ -644,7 +644,7 @@ async fn an_outage_loses_nothing_and_the_burst_uses_one_connection() {
         log.push('\n');
     }
     std::fs::write(s.path("logs/activity.jsonl"), log).unwrap();
-    s.wait_for("SELECT COALESCE(SUM(lines), 0) FROM sources", |n| {
+    s.wait_for("SELECT COALESCE(SUM(lines + waiting), 0) FROM sources", |n| {
         n == N as i64
     })
     .await;
@@ -742,7 +742,7 @@ async fn injected_markup_and_headers_arrive_escaped() {
         ),
     )
     .unwrap();
-    s.wait_for("SELECT COALESCE(SUM(lines), 0) FROM sources", |n| n == 1)
+    s.wait_for("SELECT COALESCE(SUM(lines + waiting), 0) FROM sources", |n| n == 1)
         .await;
     s.clock.set(t("2026-03-02T11:06:00+08:00"));
     let n = s

@@ -116,36 +116,31 @@ impl Core {
         } else {
             self.behind.insert(key.to_string(), (now, newest));
         }
-        w.cursor = Some((key.to_string(), cursor.to_string(), n));
-        self.advance(&mut w, now);
-        // What this input read and still holds is stored as one batch, the
-        // lines as read (only an event released right away needs none).
+        // This input's events, as read: stored only if it must be
+        // (pending.rs); a malformed line's error is committed now, with the
+        // cursor past it, so that a crash does not report it twice.
         let bytes = lines
             .iter()
             .map(|l| l.text.as_ref().map_or(0, String::len) + 24);
         let mut batch = BatchWriter::with_capacity(bytes.sum());
-        let mut last = 0;
-        // After the clock went back, every held event, these included, was
-        // stored already (`clock_went_back`).
-        let pushed = if w.held_batch.is_some() {
-            Vec::new()
-        } else {
-            pushed
-        };
-        for (id, ts, i) in pushed {
-            if self.window.contains(ts, id)
-                && let Ok(text) = &lines[i].text
-            {
+        let mut stamps = Vec::with_capacity(pushed.len());
+        for &(id, ts, i) in &pushed {
+            if let Ok(text) = &lines[i].text {
                 let line = u32::try_from(lines[i].line).unwrap_or(u32::MAX);
                 batch.push(id, &lines[i].file, line, held_text(text, lines[i].line));
-                last = id;
+                stamps.push(ts);
             }
         }
-        if let Some((first, blob, count)) = batch.finish() {
-            self.batches.add(first, last, count);
-            w.held_batch = Some((first, blob));
+        let last = pushed.last().map_or(0, |p| p.0);
+        let events = batch.finish().map(|(first, blob, _)| (first, last, blob));
+        let own = self.pend(key, cursor, n, events, stamps, !w.errors.is_empty());
+        self.advance(&mut w, now);
+        self.settle(&mut w, false, true);
+        // Still waiting: only counted (`complyd status` shows it read).
+        if self.is_waiting(key, own) {
+            w.waiting.push((key.to_string(), n));
         }
-        self.commit(w, now)
+        self.commit(w, now, Some(own))
     }
 
     /// The clock passed a deadline (or just moved): release held events and
@@ -153,21 +148,33 @@ impl Core {
     pub fn tick(&mut self, now: Timestamp) -> Result<usize, StoreError> {
         self.fresh()?;
         let mut w = Writes::default();
-        self.advance(&mut w, now);
-        self.commit(w, now)
+        let released = self.advance(&mut w, now);
+        self.settle(&mut w, false, true);
+        if !released && self.nothing_to_commit(&w) {
+            return Ok(0);
+        }
+        self.commit(w, now, None)
+    }
+
+    /// Whether an input that released no event changed nothing: then it
+    /// has no transaction (the horizon it moved is written by the next).
+    fn nothing_to_commit(&self, w: &Writes) -> bool {
+        w.is_empty() && self.drained.is_empty() && !self.store.has_changes()
     }
 
     pub(super) fn restore_window(&mut self) -> Result<(), StoreError> {
         let r = self.store.restore_window()?;
         (self.window, self.batches) = (r.window, r.batches);
         (self.horizon, self.drained) = (r.horizon, r.drained);
+        self.saved_horizon = r.horizon;
         self.clock = None;
+        self.hold_pending_again();
         Ok(())
     }
 
     /// Releases events the window no longer holds and fires deadlines, all
-    /// up to `now` minus the lateness.
-    fn advance(&mut self, w: &mut Writes, now: Timestamp) {
+    /// up to `now` minus the lateness. Returns whether an event was released.
+    fn advance(&mut self, w: &mut Writes, now: Timestamp) -> bool {
         // Events leave the reorder window by the wall clock, in timestamp
         // order, and are evaluated at their own time.
         // The horizon does not follow a clock that moves back a little (it
@@ -182,15 +189,18 @@ impl Core {
                 went_back = true;
             }
             Some(h) if horizon <= h => {}
-            _ => {
-                self.horizon = Some(horizon);
-                w.horizon = Some(horizon);
-            }
+            _ => self.horizon = Some(horizon),
+        }
+        if self.horizon != self.saved_horizon {
+            w.horizon = self.horizon;
         }
         let horizon = self.horizon.unwrap_or(horizon);
+        let mut released = false;
         while let Some((id, ev)) = self.window.pop_through(horizon) {
             w.held_drop.extend(self.batches.release(id));
+            self.release_pending(id);
             self.apply(&ev, w, &mut effects);
+            released = true;
         }
         if went_back {
             // Stored after the releases, so that the batch is exactly what
@@ -199,8 +209,11 @@ impl Core {
             // restart).
             if let Some((first, last, blob, count)) = held::rewrite(&self.window) {
                 self.batches.add(first, last, count);
-                w.held_batch = Some((first, blob));
+                w.held_batches.push((first, Arc::new(blob)));
             }
+            // The rewrite holds the waiting batches' events too: their
+            // cursors move past them.
+            self.settle(w, true, false);
         }
         // Deadlines fire by the wall clock too — except while a log is being
         // caught up on: then only up to the newest event read from it, so a
@@ -227,6 +240,7 @@ impl Core {
             ));
         }
         self.absorb(effects, w);
+        released || went_back
     }
 
     /// The wall clock was set back (after a wrong step forward, say): the
@@ -245,7 +259,6 @@ impl Core {
         // released what it passes replace every stored batch.
         w.held_drop.extend(self.batches.clear());
         self.horizon = Some(to);
-        w.horizon = Some(to);
         self.clock = None;
         // A log being caught up on is waited for from now, not from the
         // wrong time.

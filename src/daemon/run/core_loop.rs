@@ -255,6 +255,11 @@ pub(super) async fn core_loop(
             }
         }
     }
+    // What the window holds is stored, so that the next start does not
+    // depend on reading the logs again (one may be rotated away meanwhile).
+    if retry.run(|| core.persist_held(clock.now())).await.is_none() {
+        tracing::warn!("the held events could not be stored; the next start reads them again");
+    }
     if skipped > 0 {
         tracing::info!("{skipped} batch(es) of log lines left unread; the next start reads them");
     }

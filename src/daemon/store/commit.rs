@@ -236,10 +236,19 @@ impl Store {
             )
             .map_err(sq)?;
         }
-        if let Some((key, cursor, lines)) = &w.cursor {
+        for (key, lines) in &w.waiting {
+            tx.execute(
+                "INSERT INTO sources (key, kind, last_read, waiting) VALUES (?1, 'log', ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET last_read = ?2, waiting = waiting + ?3",
+                params![key, now_ms, *lines as i64],
+            )
+            .map_err(sq)?;
+        }
+        for (key, cursor, lines) in &w.cursors {
             tx.execute(
                 "INSERT INTO sources (key, kind, cursor, last_read, lines) VALUES (?1, 'log', ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET cursor = ?2, last_read = ?3, lines = lines + ?4",
+                 ON CONFLICT (key) DO UPDATE SET cursor = ?2, last_read = ?3, lines = lines + ?4,
+                     waiting = MAX(waiting - ?4, 0)",
                 params![key, cursor, now_ms, *lines as i64],
             )
             .map_err(sq)?;
@@ -251,9 +260,9 @@ impl Store {
                 .and_then(|mut st| st.execute([*id as i64]))
                 .map_err(sq)?;
         }
-        if let Some((id, blob)) = &w.held_batch {
+        for (id, blob) in &w.held_batches {
             tx.prepare_cached("INSERT INTO held_batches (id, data) VALUES (?1, ?2)")
-                .and_then(|mut st| st.execute(params![*id as i64, blob]))
+                .and_then(|mut st| st.execute(params![*id as i64, blob.as_slice()]))
                 .map_err(sq)?;
         }
         if let Some(h) = w.horizon {

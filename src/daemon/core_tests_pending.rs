@@ -1,0 +1,191 @@
+//! Log batches whose events are all held are not stored: their log's
+//! cursor waits, and a crash reads them again (core/pending.rs).
+
+use super::*;
+
+fn received(thread: &str, at: &str) -> String {
+    format!(
+        r#"{{"ts":"2026-03-02T{at}+08:00","type":"message.received","account":"ks-service","channel":"comment","complexity":"general","text":"这个怎么吃？","thread":"{thread}"}}"#
+    )
+}
+
+fn line(file: &Path, n: u64, text: &str) -> LogLine {
+    LogLine {
+        file: Arc::from(file),
+        line: n,
+        text: Ok(text.to_string()),
+    }
+}
+
+fn t(hm: &str) -> Timestamp {
+    ts(&format!("2026-03-02T{hm}+08:00"))
+}
+
+fn cursor_of(core: &Core, key: &str) -> Option<String> {
+    core.store()
+        .conn()
+        .query_row("SELECT cursor FROM sources WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .ok()
+}
+
+fn asked(core: &Core, threads: &[&str]) -> usize {
+    threads
+        .iter()
+        .filter(|k| core.store().has_obligation("reply-general-1h", k))
+        .count()
+}
+
+#[test]
+fn a_crash_reads_a_held_batch_again_and_judges_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("c.db"), dir.path().join("a.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    let lines = [
+        line(&log, 1, &received("p1", "10:00:00")),
+        line(&log, 2, &received("p2", "10:01:00")),
+    ];
+    // The engine's first input starts it (a write of its own).
+    core.tick(t("09:00:00")).unwrap();
+    let changes = core.store().conn().total_changes();
+    core.log_lines("a", &lines, "{\"line\":2}", t("10:01:10"))
+        .unwrap();
+    assert_eq!(core.held(), 2);
+    // Only counted as read (and the horizon): no cursor, nothing stored.
+    assert!(core.store().conn().total_changes() <= changes + 2);
+    assert_eq!(cursor_of(&core, "a"), None);
+    assert_eq!(count(&core, "SELECT waiting FROM sources"), 2);
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+
+    // Killed: the tailer starts again from no cursor and reads both again.
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 0);
+    assert_eq!(count(&core, "SELECT waiting FROM sources"), 0);
+    core.log_lines("a", &lines, "{\"line\":2}", t("10:01:20"))
+        .unwrap();
+    assert_eq!(core.held(), 2);
+    assert_eq!(count(&core, "SELECT waiting FROM sources"), 2);
+    core.tick(t("10:07:00")).unwrap();
+    assert_eq!((core.held(), asked(&core, &["p1", "p2"])), (0, 2));
+    assert_eq!(cursor_of(&core, "a").as_deref(), Some("{\"line\":2}"));
+    assert_eq!(count(&core, "SELECT lines FROM sources"), 2);
+    assert_eq!(count(&core, "SELECT waiting FROM sources"), 0);
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+}
+
+/// Out of order within the lateness: the later batch's event leaves the
+/// window first. The cursor moves past both batches, so the earlier one's
+/// event, still held, is stored — a crash then restores it once.
+#[test]
+fn an_earlier_batch_still_held_is_stored_when_the_cursor_moves_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("c.db"), dir.path().join("a.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    core.log_lines(
+        "a",
+        &[line(&log, 1, &received("late", "10:04:00"))],
+        "{\"line\":1}",
+        t("10:04:10"),
+    )
+    .unwrap();
+    core.log_lines(
+        "a",
+        &[line(&log, 2, &received("early", "10:01:00"))],
+        "{\"line\":2}",
+        t("10:04:20"),
+    )
+    .unwrap();
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+    // 10:07 − 5 min: "early" leaves, "late" stays.
+    core.tick(t("10:07:00")).unwrap();
+    assert_eq!(core.held(), 1);
+    assert_eq!(core.held_unstored(), 0);
+    assert_eq!(core.store().held_count().unwrap(), 1);
+    assert_eq!(cursor_of(&core, "a").as_deref(), Some("{\"line\":2}"));
+
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 1, "restored from the stored batch");
+    core.tick(t("10:10:00")).unwrap();
+    assert_eq!(asked(&core, &["early", "late"]), 2);
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+}
+
+/// Another log's events leaving the window do not move this log's cursor.
+#[test]
+fn each_log_keeps_its_own_cursor_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    core.log_lines(
+        "a",
+        &[line(&a, 1, &received("a1", "10:00:00"))],
+        "{\"line\":1}",
+        t("10:00:10"),
+    )
+    .unwrap();
+    core.log_lines(
+        "b",
+        &[line(&b, 1, &received("b1", "10:04:00"))],
+        "{\"line\":1}",
+        t("10:04:10"),
+    )
+    .unwrap();
+    core.tick(t("10:06:00")).unwrap();
+    assert_eq!(cursor_of(&core, "a").as_deref(), Some("{\"line\":1}"));
+    assert_eq!(cursor_of(&core, "b"), None, "b1 is still held");
+    assert_eq!(
+        count(&core, "SELECT waiting FROM sources WHERE key = 'b'"),
+        1
+    );
+    assert_eq!(core.held_unstored(), 1);
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM held_batches"), 0);
+}
+
+/// Stopping stores what is held and moves the cursors: the next start does
+/// not need the log (it may be rotated away meanwhile).
+#[test]
+fn stopping_stores_the_held_events_and_their_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("c.db"), dir.path().join("a.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    core.log_lines(
+        "a",
+        &[line(&log, 1, &received("p1", "10:00:00"))],
+        "{\"line\":1}",
+        t("10:00:10"),
+    )
+    .unwrap();
+    assert_eq!(core.persist_held(t("10:00:20")).unwrap(), 0);
+    assert_eq!(core.held_unstored(), 0);
+    assert_eq!(cursor_of(&core, "a").as_deref(), Some("{\"line\":1}"));
+    drop(core);
+    let mut core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 1);
+    core.tick(t("10:06:00")).unwrap();
+    assert_eq!(asked(&core, &["p1"]), 1);
+}
+
+/// A malformed line is reported once: its batch commits at once (its
+/// error with the cursor past it), so a crash does not read it again.
+#[test]
+fn a_batch_with_a_malformed_line_commits_its_error_and_cursor_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("c.db"), dir.path().join("a.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    let lines = [
+        line(&log, 1, &received("p1", "10:00:00")),
+        line(&log, 2, "{not json"),
+    ];
+    core.log_lines("a", &lines, "{\"line\":2}", t("10:00:10"))
+        .unwrap();
+    assert_eq!(count(&core, "SELECT COUNT(*) FROM errors"), 1);
+    assert_eq!(cursor_of(&core, "a").as_deref(), Some("{\"line\":2}"));
+    assert_eq!(core.store().held_count().unwrap(), 1, "p1 stored");
+    drop(core);
+    let core = open_core(&db, Limits::default());
+    assert_eq!(core.held(), 1);
+}
