@@ -2,7 +2,7 @@
 //! shipped packs (content rules on reply and caption text included).
 //!
 //! ```text
-//! cargo bench --bench replay -- [--events N] [--runs R]
+//! cargo bench --bench replay -- [--events N] [--runs R] [--parse]
 //! ```
 //!
 //! Generates N events (default 1,000,000) spread over 2026 — questions and
@@ -12,6 +12,9 @@
 //! end to end (reading, parsing, the reorder window, every rule). Prints
 //! events/s (median of R runs), peak resident memory and the obligations
 //! still held at the end.
+//!
+//! `--parse` times only `parse_line` on the same lines (median of R passes),
+//! then a copy and drop of each event as a remembered fact costs (ns/line).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,6 +45,7 @@ fn main() {
     unsafe { complyd::alloc::return_freed_memory_at_once() };
     let mut events = 1_000_000usize;
     let mut runs = 3usize;
+    let mut parse_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -52,6 +56,7 @@ fn main() {
                     .expect("--events N")
             }
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--parse" => parse_only = true,
             _ => {} // cargo passes --bench
         }
     }
@@ -60,6 +65,11 @@ fn main() {
     let log: PathBuf = dir.join("activity.jsonl");
     activity_log::generate(&log, events).expect("write the generated log");
     let bytes = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    if parse_only {
+        parse_lines(&log, runs);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let rules = complyd::rules::load(&rules_dir).unwrap_or_else(|e| panic!("{e}"));
     let env = Env {
@@ -111,4 +121,38 @@ fn main() {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `parse_line` alone on every line of `log`, then a copy of each event
+/// (as `engine::Fact::of` makes) and its drop: ns per line, median of `runs`.
+fn parse_lines(log: &Path, runs: usize) {
+    let text = std::fs::read_to_string(log).expect("read the log");
+    let lines: Vec<&str> = text.lines().collect();
+    let evidence = complyd::event::evidence("activity.jsonl", 1);
+    let mut parse = Vec::new();
+    let mut copy = Vec::new();
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let events: Vec<_> = lines
+            .iter()
+            .map(|l| complyd::event::parse_line(l, evidence.clone()).expect("a valid line"))
+            .collect();
+        parse.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for ev in &events {
+            drop(std::hint::black_box(ev.clone()));
+        }
+        copy.push(start.elapsed().as_secs_f64());
+        drop(events);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1e9 / lines.len() as f64
+    };
+    println!(
+        "parse_line: {} lines, {:.0} ns/line (median of {runs}); copy and drop of an event {:.0} ns",
+        lines.len(),
+        median(&mut parse),
+        median(&mut copy)
+    );
 }
