@@ -2,7 +2,7 @@
 //! shipped packs (content rules on reply and caption text included).
 //!
 //! ```text
-//! cargo bench --bench replay -- [--events N] [--runs R]
+//! cargo bench --bench replay -- [--events N] [--runs R] [--parse]
 //! ```
 //!
 //! Generates N events (default 1,000,000) spread over 2026 — questions and
@@ -12,6 +12,10 @@
 //! end to end (reading, parsing, the reorder window, every rule). Prints
 //! events/s (median of R runs), peak resident memory and the obligations
 //! still held at the end.
+//!
+//! `--parse` times only `parse_line` on the same lines (median of R passes),
+//! each event dropped at once, and then with a copy of each made and dropped
+//! as a remembered fact is (ns/line).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,6 +46,7 @@ fn main() {
     unsafe { complyd::alloc::return_freed_memory_at_once() };
     let mut events = 1_000_000usize;
     let mut runs = 3usize;
+    let mut parse_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -52,6 +57,7 @@ fn main() {
                     .expect("--events N")
             }
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--parse" => parse_only = true,
             _ => {} // cargo passes --bench
         }
     }
@@ -60,6 +66,11 @@ fn main() {
     let log: PathBuf = dir.join("activity.jsonl");
     activity_log::generate(&log, events).expect("write the generated log");
     let bytes = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    if parse_only {
+        parse_lines(&log, runs);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let rules = complyd::rules::load(&rules_dir).unwrap_or_else(|e| panic!("{e}"));
     let env = Env {
@@ -111,4 +122,37 @@ fn main() {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `parse_line` alone on every line of `log`, each event dropped at once
+/// as the engine does; then again with a copy of each (as `engine::Fact::of`
+/// makes) dropped too: ns per line, median of `runs`.
+fn parse_lines(log: &Path, runs: usize) {
+    let text = std::fs::read_to_string(log).expect("read the log");
+    let lines: Vec<&str> = text.lines().collect();
+    let evidence = complyd::event::evidence("activity.jsonl", 1);
+    let pass = |copy: bool| {
+        let start = Instant::now();
+        for l in &lines {
+            let ev = complyd::event::parse_line(l, evidence.clone()).expect("a valid line");
+            if copy {
+                drop(std::hint::black_box(ev.clone()));
+            }
+            drop(std::hint::black_box(ev));
+        }
+        start.elapsed().as_secs_f64() * 1e9 / lines.len() as f64
+    };
+    let (mut parse, mut copied) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        parse.push(pass(false));
+        copied.push(pass(true));
+    }
+    parse.sort_by(f64::total_cmp);
+    copied.sort_by(f64::total_cmp);
+    let (p, c) = (parse[parse.len() / 2], copied[copied.len() / 2]);
+    println!(
+        "parse_line: {} lines, {p:.0} ns/line parsed and dropped (median of {runs}); with a copy made and dropped {c:.0} ns (+{:.0})",
+        lines.len(),
+        c - p
+    );
 }

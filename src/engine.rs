@@ -394,7 +394,7 @@ pub fn evaluate(
     if let Input::Event(ev) = input {
         for rule in &rules.rules {
             if let CompiledCheck::Event(check) = &rule.check
-                && check.interested(&ev.kind)
+                && check.interested(ev.kind)
             {
                 let mut cx = EvalCx::new(&rule.meta, env, &mut *state, now, &mut effects);
                 check.on_event(&mut cx, ev);
@@ -414,8 +414,8 @@ const CUSTOMER_TEXT: &[&str] = &["message.received"];
 pub const CUSTOMER_TAG: &str = "customer-abuse";
 
 fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
-    let own = OWN_TEXT.contains(&ev.kind.as_str());
-    let customer = CUSTOMER_TEXT.contains(&ev.kind.as_str());
+    let own = OWN_TEXT.contains(&ev.kind);
+    let customer = CUSTOMER_TEXT.contains(&ev.kind);
     if !own && !customer {
         return;
     }

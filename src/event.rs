@@ -4,15 +4,14 @@
 //! requires some fields, and any other field is kept. A malformed line is
 //! reported with its file and line and skipped; it never stops the rest.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde::de::DeserializeSeed;
 
 mod fields;
-pub use fields::Fields;
+pub use fields::{FieldValue, Fields};
 
 /// Where an event came from: the evidence shown with a violation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,7 +29,8 @@ impl std::fmt::Display for Evidence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub ts: Timestamp,
-    pub kind: String,
+    /// One of [`TYPES`].
+    pub kind: &'static str,
     /// All fields of the line, `ts` and `type` included.
     pub fields: Fields,
     pub evidence: Evidence,
@@ -40,32 +40,23 @@ impl Event {
     /// A field as text: strings as they are, numbers and booleans written
     /// out; `None` when absent, null, or a list/object.
     pub fn text(&self, field: &str) -> Option<String> {
-        value_text(self.fields.get(field)?)
+        self.str(field).map(str::to_owned)
     }
 
-    /// A field as text, borrowed when it is a string.
-    pub fn str(&self, field: &str) -> Option<Cow<'_, str>> {
-        value_str(self.fields.get(field)?)
+    /// A field as text, borrowed (the hot path of conditions and keys).
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.fields.get(field)?.text()
     }
 
-    pub fn get(&self, field: &str) -> Option<&Value> {
+    /// A field's value; `None` when absent or null.
+    pub fn get(&self, field: &str) -> Option<FieldValue<'_>> {
         self.fields.get(field).filter(|v| !v.is_null())
     }
 }
 
-pub fn value_text(v: &Value) -> Option<String> {
-    value_str(v).map(Cow::into_owned)
-}
-
-/// A field value as text without copying strings (the hot path of
-/// conditions and keys).
-pub fn value_str(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        _ => None,
-    }
+/// The name of a known event type as [`Event::kind`] holds it.
+pub fn known_type(kind: &str) -> Option<&'static str> {
+    TYPES.iter().map(|(t, _)| *t).find(|t| *t == kind)
 }
 
 /// The known event types and the fields each requires.
@@ -161,7 +152,15 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         evidence: evidence.clone(),
         reason,
     };
-    let fields: Fields = serde_json::from_str(line).map_err(|e| {
+    let seed = fields::FieldsSeed {
+        capacity: line.len(),
+    };
+    let mut json = serde_json::Deserializer::from_str(line);
+    let fields = seed.deserialize(&mut json).and_then(|f| {
+        json.end()?;
+        Ok(f)
+    });
+    let fields = fields.map_err(|e| {
         // A data error is JSON of the wrong type (values themselves may be
         // anything) — said as soon as the line does not start with `{`, so
         // whether the rest is JSON at all is asked again.
@@ -179,7 +178,7 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         ))
     })?;
     let ts = match fields.get("ts") {
-        Some(Value::String(s)) => s.parse::<Timestamp>().map_err(|e| {
+        Some(FieldValue::Str(s)) => s.parse::<Timestamp>().map_err(|e| {
             fail(format!(
                 "`ts` {s:?} is not an RFC 3339 time with an offset (e.g. 2026-03-02T09:30:00+08:00): {e}"
             ))
@@ -188,11 +187,11 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         None => return Err(fail("missing `ts`".into())),
     };
     let kind = match fields.get("type") {
-        Some(Value::String(s)) => s.clone(),
+        Some(FieldValue::Str(s)) => s,
         Some(_) => return Err(fail("`type` must be a string".into())),
         None => return Err(fail("missing `type`".into())),
     };
-    let Some((_, required)) = TYPES.iter().find(|(t, _)| *t == kind) else {
+    let Some(&(kind, required)) = TYPES.iter().find(|(t, _)| *t == kind) else {
         let known: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
         return Err(fail(format!(
             "unknown event type `{kind}`; known types: {}",
@@ -202,7 +201,7 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
     let missing: Vec<&str> = required
         .iter()
         .copied()
-        .filter(|f| fields.get(f).is_none_or(Value::is_null))
+        .filter(|f| fields.get(f).is_none_or(FieldValue::is_null))
         .collect();
     if !missing.is_empty() {
         return Err(fail(format!(
@@ -218,12 +217,14 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         if *t != kind {
             continue;
         }
-        let v = fields.get(field).and_then(value_text);
-        if !v.as_deref().is_some_and(|v| allowed.contains(&v)) {
+        let v = fields.get(field).and_then(FieldValue::text);
+        if !v.is_some_and(|v| allowed.contains(&v)) {
             return Err(fail(format!(
                 "`{field}` must be one of {}, not {}",
                 allowed.join(", "),
-                fields.get(field).map_or("nothing".into(), Value::to_string)
+                fields
+                    .get(field)
+                    .map_or("nothing".into(), FieldValue::to_json)
             )));
         }
     }

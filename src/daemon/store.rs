@@ -387,12 +387,15 @@ impl Store {
         }
         let facts = self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")?;
         for (rule, key, data) in facts {
-            if let Ok(f) = serde_json::from_str::<FactRow>(&data) {
+            // A fact of a type no longer known cannot match any rule.
+            let row = serde_json::from_str::<FactRow>(&data).ok();
+            let known = row.and_then(|f| Some((crate::event::known_type(&f.kind)?, f)));
+            if let Some((kind, f)) = known {
                 mem.add_fact(
                     &rule,
                     &key,
                     Fact::new(Event {
-                        kind: f.kind,
+                        kind,
                         ts: f.ts,
                         fields: f.fields,
                         evidence: f.evidence.into(),
@@ -566,7 +569,7 @@ impl State for Store {
     fn add_fact(&mut self, rule: &str, key: &str, fact: Fact) {
         // Written out now rather than cloned for the commit.
         let row = FactRowRef {
-            kind: &fact.kind,
+            kind: fact.kind,
             ts: fact.ts,
             fields: &fact.fields,
             evidence: EvidenceRow::from(&fact.evidence),

@@ -15,7 +15,7 @@ use serde_saphyr::Spanned;
 
 use super::compile::{Cx, pos_of};
 use crate::diag::{Code, Diagnostic};
-use crate::event::{Event, TYPES, value_str};
+use crate::event::{Event, FieldValue, TYPES};
 
 /// The file in a rules directory that holds named lists.
 pub const LISTS_FILE: &str = "lists.yaml";
@@ -125,10 +125,9 @@ impl EventMatch {
 impl Cond {
     fn holds(&self, ev: &Event, lists: &Lists) -> bool {
         let value = ev.get(&self.field);
-        let text = value.and_then(value_str);
-        let text = text.as_deref();
+        let text = value.and_then(FieldValue::text);
         match &self.test {
-            Test::Exists(want) => value.is_some_and(|v| !is_empty(v)) == *want,
+            Test::Exists(want) => value.is_some_and(|v| !v.is_empty()) == *want,
             Test::Eq(v) => text.is_some_and(|t| same_value(t, v)),
             Test::Ne(v) => !text.is_some_and(|t| same_value(t, v)),
             Test::OneOf(vs, member) => {
@@ -142,7 +141,7 @@ impl Cond {
                 let Some(t) = text else { return false };
                 let entries = match key {
                     None => lists.flat(list),
-                    Some(k) => ev.str(k).and_then(|kv| lists.keyed(list, &kv)),
+                    Some(k) => ev.str(k).and_then(|kv| lists.keyed(list, kv)),
                 };
                 entries.is_some_and(|e| e.iter().any(|v| v == t)) == *member
             }
@@ -153,16 +152,6 @@ impl Cond {
 /// Equal as text, or as numbers when both are numbers (`1`, `1.0`, `1e0`).
 fn same_value(a: &str, b: &str) -> bool {
     a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
-}
-
-/// An empty list or text counts as absent (`hashtags: []` has no hashtags).
-fn is_empty(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::String(s) => s.trim().is_empty(),
-        serde_json::Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
 }
 
 /// Compiles an event pattern, reporting problems to `cx`.
@@ -374,7 +363,7 @@ impl Lists {
 /// is missing (the event cannot belong to any obligation).
 pub fn key_of(ev: &Event, fields: &[String]) -> Option<(String, String)> {
     if let [only] = fields {
-        let v = ev.str(only)?.into_owned();
+        let v = ev.str(only)?.to_owned();
         return Some((v.clone(), v));
     }
     let values: Option<Vec<_>> = fields.iter().map(|f| ev.str(f)).collect();
