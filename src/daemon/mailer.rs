@@ -25,7 +25,7 @@ pub const PAGE: usize = 500;
 /// earliest retry, on the daemon's clock). When no message can get
 /// through — the server cannot be reached, or it refuses our login — the
 /// whole queue pauses with its own growing backoff (an outage of any
-/// length costs one attempt per pause, not one per message; a login
+/// length costs one connection attempt per pause, not one per message; a login
 /// refused is logged once, and nothing is failed for it), and resumes by
 /// itself. When idle it looks at the outbox every `poll` too, so rows
 /// queued again by `complyd outbox retry` (another process) go out
@@ -47,13 +47,32 @@ pub(super) async fn mailer(
         return;
     }
     'run: loop {
-        if let Some((_, state)) = &paused {
-            let until = state.next_try;
+        if let Some((kind, state)) = &paused {
+            let (kind, until) = (*kind, state.next_try);
             while clock.now() < until {
                 tokio::select! {
                     _ = stop.changed() => break 'run,
                     _ = clock.sleep_until(until) => {}
                 }
+            }
+            // The server is asked first (connect, TLS, login): while it is
+            // still down the queue is not read — after a long outage that
+            // is a page of messages read and built for every try. A refused
+            // sender shows only when a message is sent.
+            if kind != Blocked::Sender
+                && let Err((reason, kind)) = transport.probe().await
+            {
+                let p = pause(kind, reason, paused.take(), pauses, &transport, &*clock);
+                pauses = p.1;
+                if tx
+                    .send(Msg::MailerState(Some(p.0.1.clone())))
+                    .await
+                    .is_err()
+                {
+                    break 'run;
+                }
+                paused = Some(p.0);
+                continue 'run;
             }
         }
         let (otx, orx) = oneshot::channel();
@@ -70,31 +89,16 @@ pub(super) async fn mailer(
             }
             match blocked {
                 Some((kind, reason)) => {
-                    let now = clock.now();
-                    let same = paused.as_ref().is_some_and(|(k, _)| *k == kind);
-                    pauses = if same { pauses + 1 } else { 1 };
-                    let wait = match kind {
-                        Blocked::Unreachable => backoff(0, pauses - 1),
-                        Blocked::Auth | Blocked::Sender => auth_backoff(pauses - 1),
-                    };
-                    let state = MailerState {
-                        paused: kind.as_str().into(),
-                        since: paused
-                            .as_ref()
-                            .filter(|_| same)
-                            .map_or(now, |(_, s)| s.since),
-                        reason,
-                        next_try: now + wait,
-                    };
-                    log_pause(kind, &state, same, &transport);
+                    let p = pause(kind, reason, paused.take(), pauses, &transport, &*clock);
+                    pauses = p.1;
                     if tx
-                        .send(Msg::MailerState(Some(state.clone())))
+                        .send(Msg::MailerState(Some(p.0.1.clone())))
                         .await
                         .is_err()
                     {
                         break 'run;
                     }
-                    paused = Some((kind, state));
+                    paused = Some(p.0);
                     continue 'run;
                 }
                 None => {
@@ -130,6 +134,34 @@ pub(super) async fn mailer(
         }
     }
     transport.shutdown().await;
+}
+
+/// The queue pauses (again) for `kind`: the pause and the number of
+/// pauses in a row, logged.
+fn pause(
+    kind: Blocked,
+    reason: String,
+    before: Option<(Blocked, MailerState)>,
+    pauses: u32,
+    transport: &smtp::Transport,
+    clock: &dyn Clock,
+) -> ((Blocked, MailerState), u32) {
+    let now = clock.now();
+    let before = before.filter(|(k, _)| *k == kind);
+    let same = before.is_some();
+    let pauses = if same { pauses + 1 } else { 1 };
+    let wait = match kind {
+        Blocked::Unreachable => backoff(0, pauses - 1),
+        Blocked::Auth | Blocked::Sender => auth_backoff(pauses - 1),
+    };
+    let state = MailerState {
+        paused: kind.as_str().into(),
+        since: before.map_or(now, |(_, s)| s.since),
+        reason,
+        next_try: now + wait,
+    };
+    log_pause(kind, &state, same, transport);
+    ((kind, state), pauses)
 }
 
 /// A pause is logged when it starts (an error naming what to fix, for a

@@ -165,6 +165,34 @@ impl Transport {
         }
     }
 
+    /// Whether the server can be reached and takes our login (connect,
+    /// TLS, AUTH), without sending anything; the connection is kept for
+    /// the next message. A folder always can.
+    pub async fn probe(&self) -> Result<(), (String, Blocked)> {
+        let Transport::Smtp(s) = self else {
+            return Ok(());
+        };
+        let mut slot = s.open.lock().await;
+        let taken = slot.take();
+        match tokio::time::timeout(s.timeout, s.ready(taken)).await {
+            Ok(Ok(conn)) => {
+                *slot = Some(Open {
+                    conn,
+                    used: Instant::now(),
+                });
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err((
+                format!(
+                    "smtp {}: no answer within {:?} (timeout)",
+                    s.server, s.timeout
+                ),
+                Blocked::Unreachable,
+            )),
+        }
+    }
+
     /// Closes the connection (QUIT).
     pub async fn shutdown(&self) {
         if let Transport::Smtp(s) = self

@@ -137,8 +137,11 @@ async fn a_deadline_fires_when_the_manual_clock_passes_due_plus_lateness() {
 "#,
     )
     .unwrap();
-    s.wait_for("SELECT COALESCE(SUM(lines + waiting), 0) FROM sources", |n| n == 1)
-        .await;
+    s.wait_for(
+        "SELECT COALESCE(SUM(lines + waiting), 0) FROM sources",
+        |n| n == 1,
+    )
+    .await;
     let q = "SELECT COUNT(*) FROM violations WHERE rule = 'reply-general-1h'";
     // Due 11:00; lateness 5 min: nothing at 11:04.
     clock.set(t("2026-03-02T11:04:00+08:00"));
@@ -682,8 +685,11 @@ async fn deadlines_that_fell_due_while_down_fire_at_start() {
 "#,
     )
     .unwrap();
-    s.wait_for("SELECT COALESCE(SUM(lines + waiting), 0) FROM sources", |n| n == 1)
-        .await;
+    s.wait_for(
+        "SELECT COALESCE(SUM(lines + waiting), 0) FROM sources",
+        |n| n == 1,
+    )
+    .await;
     h.shutdown().await.unwrap();
     let q = "SELECT COUNT(*) FROM violations WHERE rule = 'reply-general-1h'";
     assert_eq!(s.wait_for(q, |_| true).await, 0);
