@@ -36,7 +36,7 @@ pub struct CalendarSpec {
 impl CalendarSpec {
     /// Parses a file that holds only calendar settings.
     pub fn parse(path: &Path, src: &str) -> Result<CalendarSpec, Vec<Diagnostic>> {
-        yaml::parse(path, src).map_err(|d| vec![d])
+        yaml::parse_all(path, src)
     }
 
     /// Builds the calendar, reporting every problem found. `path` is the

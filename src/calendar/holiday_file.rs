@@ -71,7 +71,7 @@ impl Holidays {
 
     /// Parses and checks a holiday file, reporting every problem found.
     pub fn parse(path: &Path, src: &str) -> Result<Holidays, Vec<Diagnostic>> {
-        let raw: RawFile = yaml::parse(path, src).map_err(|d| vec![d])?;
+        let raw: RawFile = yaml::parse_all(path, src)?;
         let mut out = Holidays {
             origin: path.to_path_buf(),
             ..Holidays::none()

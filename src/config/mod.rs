@@ -258,9 +258,12 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             None,
         )
     })?;
-    let raw: RawConfig =
-        crate::rules::yaml::parse(path, &src).map_err(|d| fail(vec![d], Some(src.clone())))?;
-    let mut diags = Vec::new();
+    // Misshapen entries are reported and left out, and what remains is
+    // checked too: every error of the file in one run.
+    let (raw, mut diags) = crate::rules::yaml::parse_recovering::<RawConfig>(path, &src);
+    let Some(raw) = raw else {
+        return Err(fail(diags, Some(src)));
+    };
     let calendar = match &raw.calendar {
         Some(spec) => spec.build(path).unwrap_or_else(|d| {
             diags.extend(d);
@@ -284,6 +287,9 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             Some(span) => mask(&src, span),
             None => src,
         };
+        diags.sort_by(|a, b| {
+            (&a.path, a.pos.line, a.pos.column).cmp(&(&b.path, b.pos.line, b.pos.column))
+        });
         let mut err = fail(diags, Some(src));
         err.sources.extend(sources);
         Err(err)
@@ -447,6 +453,41 @@ mod tests {
         let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
         assert_eq!(lines, [3, 4, 6], "{err}");
         assert!(err.diagnostics.iter().all(|d| d.code == Code::InvalidValue));
+    }
+
+    /// Misshapen keys (unknown, wrong type) and bad values, in several
+    /// sections: all of them in one run, in file order.
+    #[test]
+    fn every_error_of_a_configuration_is_reported_in_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "watch:\n  - path: d\n    includ: [\"*.txt\"]\n  - path: e\n    exclude: [\"a[\"]\n\
+             stable_for: soon\npoll: [1s]\nlogz: [x.jsonl]\nmail:\n  to: [not-an-address]\n\
+             \x20 smtp:\n    host: h\n    prot: 25\n",
+        )
+        .unwrap();
+        let err = load(&bad).unwrap_err();
+        let mut got: Vec<(u32, Code)> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.code))
+            .collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(
+            got,
+            [
+                (3, Code::UnknownKey),
+                (5, Code::InvalidValue),
+                (6, Code::InvalidValue),
+                (7, Code::WrongType),
+                (8, Code::UnknownKey),
+                (10, Code::InvalidValue),
+                (13, Code::UnknownKey),
+            ],
+            "{err}"
+        );
     }
 
     #[test]

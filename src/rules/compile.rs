@@ -201,10 +201,10 @@ pub struct Loading {
 
 /// Parses and compiles one pack file.
 pub fn compile_pack(path: &Path, src: &str, acc: &mut Loading) {
-    let header: RawPackHeader = match yaml::parse(path, src) {
+    let header: RawPackHeader = match yaml::parse_all(path, src) {
         Ok(h) => h,
         Err(d) => {
-            acc.diags.push(d);
+            acc.diags.extend(d);
             return;
         }
     };
@@ -259,16 +259,17 @@ fn parse_rules(
         }
     });
     if !block_style {
-        // Flow-style rule lists: one error at a time is the best we can do.
+        // Flow-style rule lists: parsed whole (each misshapen entry is
+        // still reported, see `yaml::parse_all`).
         #[derive(serde::Deserialize)]
         struct Flow {
             #[serde(default)]
             rules: Vec<RawRule>,
         }
-        match yaml::parse::<Flow>(path, src) {
+        match yaml::parse_all::<Flow>(path, src) {
             Ok(f) => return f.rules,
             Err(d) => {
-                diags.push(d);
+                diags.extend(d);
                 return Vec::new();
             }
         }
@@ -282,15 +283,18 @@ fn parse_rules(
         let mut sub = "\n".repeat(line - 1);
         sub.push_str(&" ".repeat(col - 1));
         sub.push_str(&src[off..end]);
-        match yaml::parse::<RawRule>(path, &sub) {
+        match yaml::parse_all::<RawRule>(path, &sub) {
             Ok(rule) => out.push(rule),
-            // serde notices a missing key at the end of the mapping; the
-            // rule's first line is the better place to point at.
-            Err(mut d) if d.code == Code::MissingKey => {
-                d.pos = Pos::new(line as u32, col as u32, 1);
-                diags.push(d);
+            Err(ds) => {
+                for mut d in ds {
+                    // serde notices a missing key at the end of the
+                    // mapping; the rule's first line is the better place.
+                    if d.code == Code::MissingKey {
+                        d.pos = Pos::new(line as u32, col as u32, 1);
+                    }
+                    diags.push(d);
+                }
             }
-            Err(d) => diags.push(d),
         }
     }
     out

@@ -183,7 +183,7 @@ pub fn parse(
     rule_ids: &dyn Fn(&str) -> bool,
     tz: &jiff::tz::TimeZone,
 ) -> Result<Vec<Waiver>, Vec<Diagnostic>> {
-    let raw: RawFile = super::yaml::parse(path, src).map_err(|d| vec![d])?;
+    let raw: RawFile = super::yaml::parse_all(path, src)?;
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for w in raw.waivers {

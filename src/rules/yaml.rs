@@ -38,6 +38,112 @@ pub fn parse<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, Diagnosti
     serde_saphyr::from_str_with_options(src, options()).map_err(|e| to_diagnostic(path, &e))
 }
 
+/// Parses `src` as `T` and reports every misshapen key, not only the first
+/// (serde stops at the first). After an unknown key, a value of the wrong
+/// type or a duplicate key, the entry holding it — its line from the key
+/// (or the list item's `-`) and the lines indented under it — is blanked
+/// out, positions kept, and the file parsed again. A syntax error or the
+/// safety limits end the search; once something was blanked, so does a
+/// missing required key or a syntax error, unreported (it may be one that
+/// was blanked out).
+pub fn parse_all<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, Vec<Diagnostic>> {
+    match parse_recovering(path, src) {
+        (Some(v), d) if d.is_empty() => Ok(v),
+        (_, d) => Err(d),
+    }
+}
+
+/// As [`parse_all`], and the value read once the misshapen entries were
+/// blanked out (if it then reads), so that what is in it can be checked
+/// in the same run.
+pub fn parse_recovering<T: DeserializeOwned>(
+    path: &Path,
+    src: &str,
+) -> (Option<T>, Vec<Diagnostic>) {
+    const ROUNDS: usize = 50;
+    let mut text = std::borrow::Cow::Borrowed(src);
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut blanked: Vec<(usize, usize)> = Vec::new();
+    for _ in 0..ROUNDS {
+        let d = match parse::<T>(path, &text) {
+            Ok(v) => return (Some(v), diags),
+            Err(d) => d,
+        };
+        let recoverable = matches!(
+            d.code,
+            Code::UnknownKey
+                | Code::UnknownKind
+                | Code::WrongType
+                | Code::InvalidValue
+                | Code::DuplicateKey
+        );
+        // Once something was blanked, a missing key or a syntax error (an
+        // empty document) may be its doing, and so may an error in an entry
+        // that held a blanked one (`check:` left empty): the search ends
+        // there, unreported. So it does where blanking removed nothing.
+        let line = d.pos.line as usize;
+        if !blanked.is_empty() {
+            let around = entry(&text, line).map_or((line, line), |(a, b, _)| (a, b));
+            let caused = blanked.iter().any(|&(a, b)| a <= around.1 && around.0 <= b);
+            if !recoverable || caused {
+                break;
+            }
+        }
+        diags.push(d);
+        if !recoverable {
+            break;
+        }
+        match blank_entry(text.to_mut(), line) {
+            Some(lines) => blanked.push(lines),
+            None => break,
+        }
+    }
+    (None, diags)
+}
+
+/// The lines (1-based, inclusive) of the entry that starts on `line`, and
+/// the byte offset of its first character: its line, and the following
+/// lines indented further (or empty). `None` for an empty line.
+fn entry(text: &str, line: usize) -> Option<(usize, usize, usize)> {
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let start = *starts.get(line.checked_sub(1)?)?;
+    let line_of = |at: usize| &text[at..text[at..].find('\n').map_or(text.len(), |e| at + e)];
+    let first = line_of(start);
+    if first.trim().is_empty() {
+        return None;
+    }
+    let indent = first.len() - first.trim_start_matches(' ').len();
+    let mut last = line;
+    for (i, &next) in starts.iter().enumerate().skip(line) {
+        let l = line_of(next);
+        let trimmed = l.trim_start_matches(' ');
+        if !trimmed.trim().is_empty() && l.len() - trimmed.len() <= indent {
+            break;
+        }
+        last = i + 1;
+    }
+    Some((line, last, start + indent))
+}
+
+/// Blanks the entry that starts on `line` (see [`entry`]): spaces for
+/// every character but line breaks, so lines and columns stay. Returns
+/// the lines blanked.
+fn blank_entry(text: &mut String, line: usize) -> Option<(usize, usize)> {
+    let (first, last, from) = entry(text, line)?;
+    let end = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .nth(last)
+        .map_or(text.len(), |next| next - 1);
+    let blank: String = text[from..end]
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { c } else { ' ' })
+        .collect();
+    text.replace_range(from..end, &blank);
+    Some((first, last))
+}
+
 /// Turns a YAML error into a diagnostic with a stable code and a message
 /// written for rule authors.
 pub fn to_diagnostic(path: &Path, err: &Error) -> Diagnostic {
@@ -226,6 +332,67 @@ mod tests {
             matches!(err.code, Code::YamlLimits | Code::YamlSyntax),
             "{err:?}"
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        name: String,
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        path: String,
+        #[serde(default)]
+        deep: Option<u32>,
+    }
+
+    #[test]
+    fn every_misshapen_key_is_reported_in_one_run() {
+        let src = "name: a\ncuont: 3\ncount: x\nitems:\n  - path: p\n    deep: [1]\n  - path: q\n    dep: 2\n  - path: r\nextra:\n  nested: 1\n";
+        let got = parse_all::<Shape>(Path::new("c.yaml"), src).unwrap_err();
+        let at: Vec<(u32, Code)> = got.iter().map(|d| (d.pos.line, d.code)).collect();
+        assert_eq!(
+            at,
+            [
+                (2, Code::UnknownKey),
+                (3, Code::WrongType),
+                (6, Code::WrongType),
+                (8, Code::UnknownKey),
+                (10, Code::UnknownKey),
+            ],
+            "{got:#?}"
+        );
+        assert!(
+            got[0].message.contains("did you mean `count`"),
+            "{}",
+            got[0].message
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_unless_blanking_may_have_caused_it() {
+        let missing = parse_all::<Shape>(Path::new("c.yaml"), "count: 1\n").unwrap_err();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].code, Code::MissingKey);
+        // `name: [x]` blanked out leaves `name` missing: not reported twice.
+        let blanked = parse_all::<Shape>(Path::new("c.yaml"), "name: [x]\n").unwrap_err();
+        assert_eq!(blanked.len(), 1, "{blanked:#?}");
+        assert_eq!(blanked[0].code, Code::WrongType);
+        // The list left empty by blanking its one item is not an error.
+        let emptied = parse_all::<Shape>(Path::new("c.yaml"), "name: a\nitems:\n  - path: [x]\n")
+            .unwrap_err();
+        assert_eq!(emptied.len(), 1, "{emptied:#?}");
+        assert_eq!(emptied[0].pos.line, 3);
+        let ok = parse_all::<Shape>(Path::new("c.yaml"), "name: a\ncount: 2\n").unwrap();
+        assert_eq!(ok.count, Some(2));
     }
 
     #[test]
