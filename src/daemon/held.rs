@@ -49,8 +49,16 @@ impl BatchWriter {
     /// A writer for about `bytes` of lines (a batch of 1 MB read must not
     /// be copied over and over while its blob grows).
     pub fn with_capacity(bytes: usize) -> BatchWriter {
+        BatchWriter::with_buffer(Vec::new(), bytes)
+    }
+
+    /// As [`BatchWriter::with_capacity`], writing into `buf` (emptied): a
+    /// buffer used before has its pages already (pending.rs recycles them).
+    pub fn with_buffer(mut buf: Vec<u8>, bytes: usize) -> BatchWriter {
+        buf.clear();
+        buf.reserve(bytes);
         BatchWriter {
-            buf: Vec::with_capacity(bytes),
+            buf,
             ..BatchWriter::default()
         }
     }

@@ -122,7 +122,7 @@ impl Core {
         let bytes = lines
             .iter()
             .map(|l| l.text.as_ref().map_or(0, String::len) + 24);
-        let mut batch = BatchWriter::with_capacity(bytes.sum());
+        let mut batch = BatchWriter::with_buffer(self.spare_buffer(), bytes.sum());
         let mut stamps = Vec::with_capacity(pushed.len());
         for &(id, ts, i) in &pushed {
             if let Ok(text) = &lines[i].text {

@@ -52,7 +52,14 @@ pub(super) struct Pending {
     next: u64,
     /// Taken by the input being committed: waiting again if it fails.
     settling: Vec<(String, u64, PendingBatch)>,
+    /// Blobs of settled batches, for the next batches to write into: a
+    /// fresh megabyte per batch was page faults on every write and a
+    /// purge on every free (the allocator returns freed memory at once).
+    spare: Vec<Vec<u8>>,
 }
+
+/// Blobs kept for reuse while logs are read (given back when idle).
+const SPARE: usize = 2;
 
 impl Pending {
     fn add(&mut self, key: &str, b: PendingBatch, settle: bool) -> u64 {
@@ -258,7 +265,24 @@ impl Core {
 
     /// The input's commit succeeded.
     pub(super) fn settled(&mut self) {
-        self.pending.settling.clear();
+        for (_, _, b) in self.pending.settling.drain(..) {
+            if self.pending.spare.len() < SPARE
+                && let Ok(blob) = Arc::try_unwrap(b.blob)
+                && blob.capacity() > 0
+            {
+                self.pending.spare.push(blob);
+            }
+        }
+    }
+
+    /// A buffer for the next batch's blob.
+    pub(super) fn spare_buffer(&mut self) -> Vec<u8> {
+        self.pending.spare.pop().unwrap_or_default()
+    }
+
+    /// Idle: the buffers kept for the next batches are given back.
+    pub fn release_buffers(&mut self) {
+        self.pending.spare = Vec::new();
     }
 
     /// The input's commit failed: the batches it was to settle wait again

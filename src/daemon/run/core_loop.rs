@@ -108,6 +108,7 @@ pub(super) async fn core_loop(
             // after their last use.
             _ = tokio::time::sleep(RELEASE_AFTER), if warm => {
                 core.rules().matcher.release_caches();
+                core.release_buffers();
                 crate::alloc::give_back_freed_pages();
                 warm = false;
                 continue;
