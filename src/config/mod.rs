@@ -522,3 +522,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod review {
+    use super::*;
+
+    /// A forgotten `-` under `watch:` is one mistake, reported once.
+    #[test]
+    fn review_a_forgotten_dash_is_one_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "watch:\n  path: d\n  include: [\"*.txt\"]\n  exclude: [\"*.tmp\"]\n",
+        )
+        .unwrap();
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.diagnostics.len(), 1, "{err}");
+    }
+}

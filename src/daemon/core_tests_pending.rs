@@ -189,3 +189,194 @@ fn a_batch_with_a_malformed_line_commits_its_error_and_cursor_at_once() {
     let core = open_core(&db, Limits::default());
     assert_eq!(core.held(), 1);
 }
+
+/// Review: logrotate `create` + `compress` (no `delaycompress`) while the
+/// lines wait past the cursor, then a crash (kill -9, OOM, power) before
+/// the reorder window releases them. The running tailer finished the old
+/// file through its descriptor, but the committed cursor still names it;
+/// the restart cannot find it (compressed away) and the waiting lines are
+/// never evaluated. Before eb99d12 the cursor was committed with the batch.
+#[test]
+fn review_a_crash_after_a_compressing_rotation_loses_the_waiting_lines() {
+    use crate::daemon::tail::{Cursor, LogSet, TailLimits};
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    let key = log.display().to_string();
+    std::fs::write(
+        &log,
+        format!(
+            "{}\n{}\n",
+            received("p1", "10:00:00"),
+            received("p2", "10:00:01")
+        ),
+    )
+    .unwrap();
+    let mut core = open_core(&db, Limits::default());
+    core.tick(t("09:00:00")).unwrap();
+    let mut set = LogSet::new(vec![key.clone()], HashMap::new(), TailLimits::default());
+    let mut feed = |core: &mut Core, set: &mut LogSet, now: Timestamp| {
+        let mut notes = Vec::new();
+        for _ in 0..5 {
+            for (k, b) in set.read(1 << 20) {
+                notes.extend(b.notes.iter().map(|n| n.to_string()));
+                let cursor = serde_json::to_string(&b.cursor).unwrap();
+                core.log_lines(&k, &b.lines, &cursor, now).unwrap();
+            }
+        }
+        notes
+    };
+    feed(&mut core, &mut set, t("10:00:10"));
+    assert_eq!(core.held(), 2);
+    // logrotate: rename, create, compress the old generation at once.
+    std::fs::rename(&log, dir.path().join("a.jsonl.1")).unwrap();
+    std::fs::write(&log, format!("{}\n", received("p3", "10:01:00"))).unwrap();
+    let old = std::fs::read(dir.path().join("a.jsonl.1")).unwrap();
+    std::fs::write(dir.path().join("a.jsonl.1.gz"), old).unwrap(); // stands for gzip
+    std::fs::remove_file(dir.path().join("a.jsonl.1")).unwrap();
+    feed(&mut core, &mut set, t("10:01:10"));
+    assert_eq!(core.held(), 3, "the running daemon read everything");
+
+    // Crash: nothing persisted beyond what was committed.
+    drop(core);
+    drop(set);
+    let mut core = open_core(&db, Limits::default());
+    let saved: HashMap<String, Cursor> = core
+        .store()
+        .cursors()
+        .unwrap()
+        .into_iter()
+        .map(|(k, j)| (k, serde_json::from_str(&j).unwrap()))
+        .collect();
+    let mut set = LogSet::new(vec![key.clone()], saved, TailLimits::default());
+    let notes = feed(&mut core, &mut set, t("10:02:00"));
+    core.tick(t("10:10:00")).unwrap();
+    eprintln!("notes after restart: {notes:#?}");
+    assert_eq!(
+        asked(&core, &["p1", "p2", "p3"]),
+        3,
+        "every question read before the crash is evaluated once"
+    );
+}
+
+/// Review (variant): logrotate `create` + `delaycompress` (no `delaycompress`) while the
+/// lines wait past the cursor, then a crash (kill -9, OOM, power) before
+/// the reorder window releases them. The running tailer finished the old
+/// file through its descriptor, but the committed cursor still names it;
+/// the restart cannot find it (compressed away) and the waiting lines are
+/// never evaluated. Before eb99d12 the cursor was committed with the batch.
+#[test]
+fn review_a_crash_after_a_plain_rotation_loses_a_new_logs_waiting_lines() {
+    use crate::daemon::tail::{Cursor, LogSet, TailLimits};
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let log = dir.path().join("a.jsonl");
+    let key = log.display().to_string();
+    std::fs::write(
+        &log,
+        format!(
+            "{}\n{}\n",
+            received("p1", "10:00:00"),
+            received("p2", "10:00:01")
+        ),
+    )
+    .unwrap();
+    let mut core = open_core(&db, Limits::default());
+    core.tick(t("09:00:00")).unwrap();
+    let mut set = LogSet::new(vec![key.clone()], HashMap::new(), TailLimits::default());
+    let mut feed = |core: &mut Core, set: &mut LogSet, now: Timestamp| {
+        let mut notes = Vec::new();
+        for _ in 0..5 {
+            for (k, b) in set.read(1 << 20) {
+                notes.extend(b.notes.iter().map(|n| n.to_string()));
+                let cursor = serde_json::to_string(&b.cursor).unwrap();
+                core.log_lines(&k, &b.lines, &cursor, now).unwrap();
+            }
+        }
+        notes
+    };
+    feed(&mut core, &mut set, t("10:00:10"));
+    assert_eq!(core.held(), 2);
+    // logrotate: rename, create, compress the old generation at once.
+    std::fs::rename(&log, dir.path().join("a.jsonl.1")).unwrap();
+    std::fs::write(&log, format!("{}\n", received("p3", "10:01:00"))).unwrap();
+    let old = std::fs::read(dir.path().join("a.jsonl.1")).unwrap();
+    std::fs::write(dir.path().join("a.jsonl.1.gz"), old).unwrap(); // stands for gzip
+    // delaycompress: a.jsonl.1 stays, uncompressed.
+    feed(&mut core, &mut set, t("10:01:10"));
+    assert_eq!(core.held(), 3, "the running daemon read everything");
+
+    // Crash: nothing persisted beyond what was committed.
+    drop(core);
+    drop(set);
+    let mut core = open_core(&db, Limits::default());
+    let saved: HashMap<String, Cursor> = core
+        .store()
+        .cursors()
+        .unwrap()
+        .into_iter()
+        .map(|(k, j)| (k, serde_json::from_str(&j).unwrap()))
+        .collect();
+    let mut set = LogSet::new(vec![key.clone()], saved, TailLimits::default());
+    let notes = feed(&mut core, &mut set, t("10:02:00"));
+    core.tick(t("10:10:00")).unwrap();
+    eprintln!("notes after restart: {notes:#?}");
+    assert_eq!(
+        asked(&core, &["p1", "p2", "p3"]),
+        3,
+        "every question read before the crash is evaluated once"
+    );
+}
+
+fn review_replied(thread: &str, at: &str) -> String {
+    format!(
+        r#"{{"ts":"2026-03-02T{at}+08:00","type":"message.replied","thread":"{thread}","by":"li.na","text":"您好，饭后服用。"}}"#
+    )
+}
+
+/// Review: a question waiting past its log's cursor (not stored) and its
+/// reply in another log, stored because that log's cursor had to move. A
+/// crash, and a restart after the lateness passed: the stored reply leaves
+/// the window at the first tick, before the tailer reads the question
+/// again — the reply is judged before the question.
+#[test]
+fn review_after_a_crash_a_stored_reply_is_judged_before_its_unstored_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let (q, r) = (dir.path().join("q.jsonl"), dir.path().join("r.jsonl"));
+    let mut core = open_core(&db, Limits::default());
+    core.tick(t("09:00:00")).unwrap();
+    let question = [line(&q, 1, &received("x1", "10:00:00"))];
+    core.log_lines("q", &question, "{\"line\":1}", t("10:00:05"))
+        .unwrap();
+    // The reply's batch carries a malformed line: its cursor moves now and
+    // the reply, still held, is stored.
+    core.log_lines(
+        "r",
+        &[
+            line(&r, 1, &review_replied("x1", "10:02:00")),
+            line(&r, 2, "{not json"),
+        ],
+        "{\"line\":2}",
+        t("10:02:05"),
+    )
+    .unwrap();
+    assert_eq!(core.held(), 2);
+    assert_eq!(core.held_unstored(), 1, "the question is not stored");
+    drop(core); // crash
+
+    // Restarted 20 minutes later; the core's first deadline (the stored
+    // reply's) comes before the tailer's first batch.
+    let mut core = open_core(&db, Limits::default());
+    core.tick(t("10:20:00")).unwrap();
+    core.log_lines("q", &question, "{\"line\":1}", t("10:20:01"))
+        .unwrap();
+    core.tick(t("11:30:00")).unwrap();
+    let v = count(
+        &core,
+        "SELECT COUNT(*) FROM violations WHERE rule = 'reply-general-1h'",
+    );
+    assert_eq!(v, 0, "answered at 10:02, yet reported unanswered");
+}

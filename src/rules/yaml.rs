@@ -401,3 +401,45 @@ mod tests {
         assert!(unknown("key `chek`", "chek", &["id", "check"]).contains("did you mean `check`"));
     }
 }
+
+#[cfg(test)]
+mod review {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct S {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        count: Option<u32>,
+    }
+
+    /// One value of the wrong shape (a block list or mapping where a number
+    /// goes) is one mistake: blanking only its first item reports the next
+    /// item, and the next, as new errors.
+    #[test]
+    fn review_a_wrong_block_value_is_one_error() {
+        for src in [
+            "count:\n  - 1\n  - 2\n  - 3\n",
+            "count:\n- 1\n- 2\n",
+            "count:\n  a: 1\n  b: 2\n",
+        ] {
+            let (_, d) = parse_recovering::<S>(Path::new("c.yaml"), src);
+            assert_eq!(d.len(), 1, "{src:?}: {d:#?}");
+        }
+    }
+
+    /// Blanked lines are spaces: after a block scalar they are more
+    /// indented than it, so they become part of its value.
+    #[test]
+    fn review_blanking_does_not_change_a_block_scalar_before_it() {
+        let (v, d) = parse_recovering::<S>(
+            Path::new("c.yaml"),
+            "name: >\n  folded\n  text\ncount: [x]\n",
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(v.unwrap().name.as_deref(), Some("folded text\n"));
+    }
+}
