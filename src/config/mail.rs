@@ -520,7 +520,7 @@ mod tests {
         .unwrap();
         let err = load(&bad).unwrap_err();
         let lines: Vec<u32> = err.diagnostics.iter().map(|d| d.pos.line).collect();
-        assert_eq!(lines, [6, 7, 5, 8], "{err}");
+        assert_eq!(lines, [5, 6, 7, 8], "in file order: {err}");
         let text = err.render_as(false, "the configuration");
         assert!(text.contains("password_file"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
@@ -587,8 +587,8 @@ mod tests {
         assert_eq!(
             at,
             [
-                (5, Code::InvalidValue),
                 (2, Code::InvalidValue),
+                (5, Code::InvalidValue),
                 (6, Code::Unreadable)
             ],
             "{err}"

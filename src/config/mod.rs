@@ -262,7 +262,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     // checked too: every error of the file in one run.
     let (raw, mut diags) = crate::rules::yaml::parse_recovering::<RawConfig>(path, &src);
     let Some(raw) = raw else {
-        return Err(fail(diags, Some(src)));
+        return Err(fail(diags, Some(mask_passwords(&src))));
     };
     let calendar = match &raw.calendar {
         Some(spec) => spec.build(path).unwrap_or_else(|d| {
@@ -287,6 +287,9 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             Some(span) => mask(&src, span),
             None => src,
         };
+        // Also where the parse did not keep it (a duplicate key, an entry
+        // left out as misshapen): diagnostics are mailed on a reload.
+        let src = mask_passwords(&src);
         diags.sort_by(|a, b| {
             (&a.path, a.pos.line, a.pos.column).cmp(&(&b.path, b.pos.line, b.pos.column))
         });
@@ -309,6 +312,37 @@ fn missing_paths(path: &Path, raw: &RawConfig) -> Vec<Diagnostic> {
         w.extend(paths::log(path, Pos::from(&l.referenced), &pattern));
     }
     w
+}
+
+/// `src` with the value of every `password:` key replaced by `*`s, found
+/// by text (block or flow style), whatever the parse made of it.
+fn mask_passwords(src: &str) -> String {
+    const KEY: &str = "password:";
+    let mut out = String::with_capacity(src.len());
+    for (i, line) in src.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find(KEY) {
+            let before = rest[..at].chars().next_back();
+            let (head, tail) = rest.split_at(at + KEY.len());
+            out.push_str(head);
+            if !before.is_none_or(|c| matches!(c, ' ' | '{' | ',' | '-')) {
+                rest = tail;
+                continue;
+            }
+            // The value: up to the end of the line, or of a flow entry.
+            let end = tail.find([',', '}', '\r']).unwrap_or(tail.len());
+            let (value, after) = tail.split_at(end);
+            let lead = value.len() - value.trim_start().len();
+            out.push_str(&value[..lead]);
+            out.extend(value[lead..].chars().map(|_| '*'));
+            rest = after;
+        }
+        out.push_str(rest);
+    }
+    out
 }
 
 /// `src` with the characters of `span` replaced by `*` (line breaks kept).
@@ -416,8 +450,17 @@ mod tests {
         let bad = dir.path().join("bad.yaml");
         std::fs::write(&bad, "calendar:\n  time_zone: Mars/Olympus\nmial: {}\n").unwrap();
         let err = load(&bad).unwrap_err();
-        assert_eq!(err.diagnostics[0].code, Code::UnknownKey, "{err}");
-        assert_eq!(err.diagnostics[0].pos.line, 3);
+        // Both: the misshapen key, and what is wrong in the rest.
+        let at: Vec<(u32, Code)> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.code))
+            .collect();
+        assert_eq!(
+            at,
+            [(2, Code::InvalidValue), (3, Code::UnknownKey)],
+            "{err}"
+        );
     }
 
     #[test]
@@ -490,6 +533,31 @@ mod tests {
         );
     }
 
+    /// Every `password:` value is masked in the snippets, also one the
+    /// parse did not keep (a duplicate key: a review found the second one
+    /// printed as written).
+    #[test]
+    fn no_password_is_shown_in_a_diagnostic() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "mail:\n  smtp:\n    host: h\n    password: first-secret\n    password: second-secret\n",
+        )
+        .unwrap();
+        let text = load(&bad)
+            .unwrap_err()
+            .render_as(false, "the configuration");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("duplicate key"), "{text}");
+        assert_eq!(
+            mask_passwords(
+                "a: {password: x y, b: 1}\r\npassword:\n  - password: z\nmy_password: k\n"
+            ),
+            "a: {password: ***, b: 1}\r\npassword:\n  - password: *\nmy_password: k\n"
+        );
+    }
+
     #[test]
     fn max_file_size_is_bytes_or_a_size_with_its_unit() {
         let dir = tempfile::tempdir().unwrap();
@@ -524,12 +592,12 @@ mod tests {
 }
 
 #[cfg(test)]
-mod review {
+mod recovery {
     use super::*;
 
     /// A forgotten `-` under `watch:` is one mistake, reported once.
     #[test]
-    fn review_a_forgotten_dash_is_one_error() {
+    fn a_forgotten_dash_is_one_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.yaml");
         std::fs::write(

@@ -99,6 +99,7 @@ impl Core {
         let restored = store.restore_window()?;
         // Lines that waited past a cursor are read again from it.
         store.forget_waiting()?;
+        let pending = pending::Pending::with_cursors(store.cursors()?.into_iter().map(|(k, _)| k));
         Ok(Core {
             rules,
             env,
@@ -109,7 +110,7 @@ impl Core {
             batches: restored.batches,
             horizon: restored.horizon,
             saved_horizon: restored.horizon,
-            pending: pending::Pending::default(),
+            pending,
             drained: restored.drained,
             window_stale: false,
             clock: None,

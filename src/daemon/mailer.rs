@@ -81,6 +81,16 @@ pub(super) async fn mailer(
         }
         let (items, next) = orx.await.unwrap_or_default();
         let idle = items.is_empty();
+        // The server answered the probe and nothing is due (the queue was
+        // cancelled meanwhile): the pause is over, not shown any longer.
+        if idle && paused.is_some() {
+            paused = None;
+            pauses = 0;
+            tracing::info!("{}: mail goes through again", transport.describe());
+            if tx.send(Msg::MailerState(None)).await.is_err() {
+                break;
+            }
+        }
         for batch in group_digests(items) {
             // Finish the message in hand even when asked to stop.
             let (update, blocked) = deliver(&transport, &cfg, &batch, clock.now()).await;

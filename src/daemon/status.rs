@@ -61,9 +61,20 @@ pub fn report(
     let mut out = String::new();
     let _ = writeln!(out, "state: {}", db.display());
 
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(q)?;
     let _ = writeln!(out, "\nsources:");
     let mut st = conn
-        .prepare("SELECT key, last_read, lines, waiting FROM sources ORDER BY key")
+        .prepare(
+            // A database the running daemon has not upgraded yet (a new
+            // binary installed, not yet restarted) has no `waiting` (v9).
+            if version >= 9 {
+                "SELECT key, last_read, lines, waiting FROM sources ORDER BY key"
+            } else {
+                "SELECT key, last_read, lines, 0 FROM sources ORDER BY key"
+            },
+        )
         .map_err(q)?;
     let rows: Vec<(String, Option<i64>, i64, i64)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -182,9 +193,6 @@ pub fn report(
     );
     // Written by an older complyd (the daemon upgrades it at start): no
     // per-recipient results or pause yet.
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(q)?;
     if version >= 5 {
         outbox_v5(&conn, &mut out, tz).map_err(q)?;
         digests(&conn, &mut out, tz, routes, Timestamp::now()).map_err(q)?;
@@ -416,6 +424,33 @@ mod tests {
         assert!(text.contains("reply-general-1h  ks/a  due "), "{text}");
         assert!(
             !text.contains('\u{1e}') && !text.contains('\u{1f}'),
+            "{text}"
+        );
+    }
+
+    /// Lines waiting in the reorder window are shown; a database the
+    /// daemon has not upgraded yet (v8, no `waiting`) still reads.
+    #[test]
+    fn sources_show_waiting_lines_and_an_older_database_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        drop(crate::daemon::store::Store::open(&db).unwrap());
+        let conn = Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO sources (key, kind, lines, waiting, last_read) VALUES ('/l/a.jsonl', 'log', 17, 3, 0)",
+            [],
+        )
+        .unwrap();
+        let text = report(&db, &jiff::tz::TimeZone::UTC, &[]).unwrap();
+        assert!(
+            text.contains("log /l/a.jsonl: 17 lines (and 3 more waiting in the reorder window)"),
+            "{text}"
+        );
+        conn.execute_batch("ALTER TABLE sources DROP COLUMN waiting; PRAGMA user_version = 8")
+            .unwrap();
+        let text = report(&db, &jiff::tz::TimeZone::UTC, &[]).unwrap();
+        assert!(
+            text.contains("log /l/a.jsonl: 17 lines, last read"),
             "{text}"
         );
     }

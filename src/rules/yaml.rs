@@ -81,7 +81,7 @@ pub fn parse_recovering<T: DeserializeOwned>(
         // empty document) may be its doing, and so may an error in an entry
         // that held a blanked one (`check:` left empty): the search ends
         // there, unreported. So it does where blanking removed nothing.
-        let line = d.pos.line as usize;
+        let line = owner(&text, d.pos.line as usize, d.pos.column as usize, d.code);
         if !blanked.is_empty() {
             let around = entry(&text, line).map_or((line, line), |(a, b, _)| (a, b));
             let caused = blanked.iter().any(|&(a, b)| a <= around.1 && around.0 <= b);
@@ -115,11 +115,16 @@ fn entry(text: &str, line: usize) -> Option<(usize, usize, usize)> {
         return None;
     }
     let indent = first.len() - first.trim_start_matches(' ').len();
+    // A key whose value is below it may hold a block list at its own
+    // indentation (`key:` then `- item` lines).
+    let key = first.trim_end().ends_with(':') && !first.trim_start().starts_with("- ");
     let mut last = line;
     for (i, &next) in starts.iter().enumerate().skip(line) {
         let l = line_of(next);
         let trimmed = l.trim_start_matches(' ');
-        if !trimmed.trim().is_empty() && l.len() - trimmed.len() <= indent {
+        let at = l.len() - trimmed.len();
+        let list_item = key && at == indent && trimmed.starts_with("- ");
+        if !trimmed.trim().is_empty() && at <= indent && !list_item {
             break;
         }
         last = i + 1;
@@ -127,18 +132,57 @@ fn entry(text: &str, line: usize) -> Option<(usize, usize, usize)> {
     Some((line, last, start + indent))
 }
 
-/// Blanks the entry that starts on `line` (see [`entry`]): spaces for
-/// every character but line breaks, so lines and columns stay. Returns
-/// the lines blanked.
+/// The line of the entry an error at (`line`, `col`) belongs to: its own,
+/// except for a value of the wrong shape that starts its line — a block
+/// list or mapping where a text or a number goes, or a mapping where a
+/// list goes (a forgotten `-`): that is the value of the key above, and
+/// the whole of it is one mistake.
+fn owner(text: &str, line: usize, col: usize, code: Code) -> usize {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let Some(l) = line.checked_sub(1).and_then(|i| lines.get(i)) else {
+        return line;
+    };
+    let indent = l.len() - l.trim_start_matches(' ').len();
+    let item = l.trim_start().starts_with("- ");
+    // Where the error points: the start of the line, or of its first
+    // list item (serde reports a list by its first item).
+    let starts_line = col == indent + 1 || (item && col == indent + 3);
+    if code != Code::WrongType || !starts_line {
+        return line;
+    }
+    // Only the block's first line: an error further down is its own item.
+    for p in (1..line).rev() {
+        let above = lines[p - 1];
+        let t = above.trim_start_matches(' ');
+        if t.trim().is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let pi = above.len() - t.len();
+        // A key with its value on the lines below; a block list may sit
+        // at the key's own indentation.
+        let key = t.trim_end().ends_with(':');
+        if key && (pi < indent || (pi == indent && item)) {
+            return p;
+        }
+        break;
+    }
+    line
+}
+
+/// Blanks the entry that starts on `line` (see [`entry`]): its lines
+/// become empty, line breaks kept, so the lines after it keep their
+/// numbers (and no block scalar before it takes them for its own).
+/// Returns the lines blanked.
 fn blank_entry(text: &mut String, line: usize) -> Option<(usize, usize)> {
-    let (first, last, from) = entry(text, line)?;
-    let end = std::iter::once(0)
+    let (first, last, _) = entry(text, line)?;
+    let starts: Vec<usize> = std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .nth(last)
-        .map_or(text.len(), |next| next - 1);
+        .collect();
+    let from = starts[first - 1];
+    let end = starts.get(last).map_or(text.len(), |next| next - 1);
     let blank: String = text[from..end]
         .chars()
-        .map(|c| if c == '\n' || c == '\r' { c } else { ' ' })
+        .filter(|&c| c == '\n' || c == '\r')
         .collect();
     text.replace_range(from..end, &blank);
     Some((first, last))
@@ -403,7 +447,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod review {
+mod recovery {
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
@@ -420,7 +464,7 @@ mod review {
     /// goes) is one mistake: blanking only its first item reports the next
     /// item, and the next, as new errors.
     #[test]
-    fn review_a_wrong_block_value_is_one_error() {
+    fn a_wrong_block_value_is_one_error() {
         for src in [
             "count:\n  - 1\n  - 2\n  - 3\n",
             "count:\n- 1\n- 2\n",
@@ -434,7 +478,7 @@ mod review {
     /// Blanked lines are spaces: after a block scalar they are more
     /// indented than it, so they become part of its value.
     #[test]
-    fn review_blanking_does_not_change_a_block_scalar_before_it() {
+    fn blanking_does_not_change_a_block_scalar_before_it() {
         let (v, d) = parse_recovering::<S>(
             Path::new("c.yaml"),
             "name: >\n  folded\n  text\ncount: [x]\n",

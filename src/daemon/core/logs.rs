@@ -181,26 +181,39 @@ impl Core {
         // releases nothing twice), which is what lets a restart tell the
         // stored events still held from those released (held.rs).
         let mut effects = Vec::new();
-        let horizon = now - self.lateness;
+        let wall = now - self.lateness;
+        let time = self.engine_time(now);
         let mut went_back = false;
         match self.horizon {
-            Some(h) if h.duration_since(horizon) > CLOCK_BACK => {
-                self.clock_went_back(w, h, horizon, now);
+            Some(h) if h.duration_since(wall) > CLOCK_BACK => {
+                self.clock_went_back(w, h, wall, now);
                 went_back = true;
             }
-            Some(h) if horizon <= h => {}
-            _ => self.horizon = Some(horizon),
+            // While logs are being caught up on (at start, until the tailer
+            // has read them all; a log behind), events leave the window
+            // only up to the newest event read from each, as replay merges
+            // logs: after a restart, an event stored in the window is not
+            // judged before an earlier one of another log that the tailer
+            // has yet to read again (pending.rs).
+            h => {
+                if let Some(t) = time
+                    && h.is_none_or(|h| t - self.lateness > h)
+                {
+                    self.horizon = Some(t - self.lateness);
+                }
+            }
         }
         if self.horizon != self.saved_horizon {
             w.horizon = self.horizon;
         }
-        let horizon = self.horizon.unwrap_or(horizon);
         let mut released = false;
-        while let Some((id, ev)) = self.window.pop_through(horizon) {
-            w.held_drop.extend(self.batches.release(id));
-            self.release_pending(id);
-            self.apply(&ev, w, &mut effects);
-            released = true;
+        if let Some(horizon) = self.horizon {
+            while let Some((id, ev)) = self.window.pop_through(horizon) {
+                w.held_drop.extend(self.batches.release(id));
+                self.release_pending(id);
+                self.apply(&ev, w, &mut effects);
+                released = true;
+            }
         }
         if went_back {
             // Stored after the releases, so that the batch is exactly what
@@ -218,7 +231,7 @@ impl Core {
         // Deadlines fire by the wall clock too — except while a log is being
         // caught up on: then only up to the newest event read from it, so a
         // deadline is not fired before the reply in the next batch is read.
-        if let Some(time) = self.engine_time(now) {
+        if let Some(time) = time {
             let horizon = time - self.lateness;
             if !self.store.started() && !w.started {
                 effects.extend(engine::start(

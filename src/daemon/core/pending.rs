@@ -20,7 +20,7 @@
 //! daemon is down loses nothing; only a crash relies on reading the log
 //! again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::*;
 
@@ -28,6 +28,8 @@ use super::*;
 #[derive(Debug)]
 pub(super) struct PendingBatch {
     cursor: String,
+    /// The file and offset its cursor names (device, inode, offset).
+    at: Option<(u64, u64, u64)>,
     /// Lines it read (counted for the source when its cursor is committed).
     lines: u64,
     /// Its events' ids, first and last; `None`: it has none.
@@ -52,6 +54,8 @@ pub(super) struct Pending {
     next: u64,
     /// Taken by the input being committed: waiting again if it fails.
     settling: Vec<(String, u64, PendingBatch)>,
+    /// Logs with a committed cursor.
+    cursored: HashSet<String>,
     /// Blobs of settled batches, for the next batches to write into: a
     /// fresh megabyte per batch was page faults on every write and a
     /// purge on every free (the allocator returns freed memory at once).
@@ -61,7 +65,52 @@ pub(super) struct Pending {
 /// Blobs kept for reuse while logs are read (given back when idle).
 const SPARE: usize = 2;
 
+/// The file and offset a tailer's cursor names; `None` for a cursor that
+/// names none (or is not a tailer's, as in tests).
+fn file_at(cursor: &str) -> Option<(u64, u64, u64)> {
+    #[derive(serde::Deserialize)]
+    struct At {
+        #[serde(default)]
+        dev: u64,
+        #[serde(default)]
+        ino: u64,
+        #[serde(default)]
+        offset: u64,
+    }
+    let a: At = serde_json::from_str(cursor).ok()?;
+    (a.dev != 0 || a.ino != 0).then_some((a.dev, a.ino, a.offset))
+}
+
 impl Pending {
+    /// Knowing the logs that have a committed cursor.
+    pub(super) fn with_cursors(keys: impl IntoIterator<Item = String>) -> Pending {
+        Pending {
+            cursored: keys.into_iter().collect(),
+            ..Pending::default()
+        }
+    }
+
+    /// Whether `b` was read from another file than the log's batches
+    /// waiting before it (rotated, or truncated: copytruncate), or the log
+    /// has no committed cursor yet. Then those lines must not depend on the
+    /// log being found again: a restart looks for the file the committed
+    /// cursor names (a rotated one may be compressed or gone by then), and
+    /// without one it starts at the live file.
+    fn moved(&self, key: &str, b: &PendingBatch) -> bool {
+        if !self.cursored.contains(key) {
+            return true;
+        }
+        let last = self
+            .logs
+            .get(key)
+            .and_then(|l| l.last_key_value())
+            .and_then(|(_, w)| w.at);
+        match (last, b.at) {
+            (Some((d0, i0, o0)), Some((d1, i1, o1))) => (d0, i0) != (d1, i1) || o1 < o0,
+            _ => false,
+        }
+    }
+
     fn add(&mut self, key: &str, b: PendingBatch, settle: bool) -> u64 {
         let seq = self.next;
         self.next += 1;
@@ -208,6 +257,7 @@ impl Core {
         };
         let held = stamps.len();
         let b = PendingBatch {
+            at: file_at(cursor),
             cursor: cursor.to_string(),
             lines,
             ids,
@@ -215,7 +265,8 @@ impl Core {
             held,
             stamps,
         };
-        self.pending.add(key, b, settle || held == 0)
+        let moved = self.pending.moved(key, &b);
+        self.pending.add(key, b, settle || held == 0 || moved)
     }
 
     /// Whether the batch `seq` read from `key` still waits.
@@ -265,7 +316,10 @@ impl Core {
 
     /// The input's commit succeeded.
     pub(super) fn settled(&mut self) {
-        for (_, _, b) in self.pending.settling.drain(..) {
+        for (key, _, b) in self.pending.settling.drain(..) {
+            if !self.pending.cursored.contains(&key) {
+                self.pending.cursored.insert(key);
+            }
             if self.pending.spare.len() < SPARE
                 && let Ok(blob) = Arc::try_unwrap(b.blob)
                 && blob.capacity() > 0
