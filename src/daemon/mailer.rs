@@ -62,16 +62,10 @@ pub(super) async fn mailer(
             if kind != Blocked::Sender
                 && let Err((reason, kind)) = transport.probe().await
             {
-                let p = pause(kind, reason, paused.take(), pauses, &transport, &*clock);
-                pauses = p.1;
-                if tx
-                    .send(Msg::MailerState(Some(p.0.1.clone())))
-                    .await
-                    .is_err()
-                {
+                let state = pause(kind, reason, &mut paused, &mut pauses, &transport, &*clock);
+                if tx.send(Msg::MailerState(Some(state))).await.is_err() {
                     break 'run;
                 }
-                paused = Some(p.0);
                 continue 'run;
             }
         }
@@ -99,16 +93,10 @@ pub(super) async fn mailer(
             }
             match blocked {
                 Some((kind, reason)) => {
-                    let p = pause(kind, reason, paused.take(), pauses, &transport, &*clock);
-                    pauses = p.1;
-                    if tx
-                        .send(Msg::MailerState(Some(p.0.1.clone())))
-                        .await
-                        .is_err()
-                    {
+                    let state = pause(kind, reason, &mut paused, &mut pauses, &transport, &*clock);
+                    if tx.send(Msg::MailerState(Some(state))).await.is_err() {
                         break 'run;
                     }
-                    paused = Some(p.0);
                     continue 'run;
                 }
                 None => {
@@ -146,23 +134,23 @@ pub(super) async fn mailer(
     transport.shutdown().await;
 }
 
-/// The queue pauses (again) for `kind`: the pause and the number of
-/// pauses in a row, logged.
+/// The queue pauses (again) for `kind`: `paused` and the number of
+/// pauses in a row updated, logged; returns the state to record.
 fn pause(
     kind: Blocked,
     reason: String,
-    before: Option<(Blocked, MailerState)>,
-    pauses: u32,
+    paused: &mut Option<(Blocked, MailerState)>,
+    pauses: &mut u32,
     transport: &smtp::Transport,
     clock: &dyn Clock,
-) -> ((Blocked, MailerState), u32) {
+) -> MailerState {
     let now = clock.now();
-    let before = before.filter(|(k, _)| *k == kind);
+    let before = paused.take().filter(|(k, _)| *k == kind);
     let same = before.is_some();
-    let pauses = if same { pauses + 1 } else { 1 };
+    *pauses = if same { *pauses + 1 } else { 1 };
     let wait = match kind {
-        Blocked::Unreachable => backoff(0, pauses - 1),
-        Blocked::Auth | Blocked::Sender => auth_backoff(pauses - 1),
+        Blocked::Unreachable => backoff(0, *pauses - 1),
+        Blocked::Auth | Blocked::Sender => auth_backoff(*pauses - 1),
     };
     let state = MailerState {
         paused: kind.as_str().into(),
@@ -171,7 +159,8 @@ fn pause(
         next_try: now + wait,
     };
     log_pause(kind, &state, same, transport);
-    ((kind, state), pauses)
+    *paused = Some((kind, state.clone()));
+    state
 }
 
 /// A pause is logged when it starts (an error naming what to fix, for a
