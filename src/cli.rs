@@ -402,6 +402,7 @@ pub fn main() -> ExitCode {
             let dir = rules_dir(dir);
             match load_rules(&dir, err_color) {
                 Some(set) => {
+                    eprint!("{}", set.render_warnings(err_color));
                     eprintln!(
                         "{}: {} rule{} in {} pack{}, all valid",
                         dir.display(),

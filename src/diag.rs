@@ -36,6 +36,8 @@ pub enum Code {
     MissingPath,
     /// Warning: no holiday data for the current or the next year.
     NoHolidays,
+    /// Warning: a regex with a Unicode word boundary (`\b`).
+    UnicodeBoundary,
 }
 
 impl Code {
@@ -63,6 +65,7 @@ impl Code {
             Code::TemplateUnknownFile => "template-unknown-file",
             Code::MissingPath => "missing-path",
             Code::NoHolidays => "no-holidays",
+            Code::UnicodeBoundary => "unicode-boundary",
         }
     }
 }

@@ -101,12 +101,13 @@ pub fn check(config: Option<&Path>, rules: Option<PathBuf>, color: bool) -> Exit
             // Warnings do not fail the check (exit 0): the daemon runs so.
             let warnings = cfg.warnings(jiff::Timestamp::now());
             eprint!("{}", cfg.render_warnings(jiff::Timestamp::now(), color));
+            eprint!("{}", set.render_warnings(color));
             let english = english_gaps(&cfg, &set);
             for w in &english {
                 eprintln!("warning: {w}");
             }
-            if !warnings.is_empty() || !english.is_empty() {
-                let n = warnings.len() + english.len();
+            if !warnings.is_empty() || !english.is_empty() || !set.warnings.is_empty() {
+                let n = warnings.len() + english.len() + set.warnings.len();
                 eprintln!("{n} warning{}", if n == 1 { "" } else { "s" });
             }
             let t = &cfg.daemon.mail.templates;
@@ -352,7 +353,11 @@ pub fn run(config: Option<PathBuf>, rules: Option<PathBuf>, once: bool, color: b
     };
     super::logging::set_time_zone(cfg.calendar.time_zone());
     // Logged at start, and again by each reload (daemon::run).
-    for w in cfg.warnings(jiff::Timestamp::now()) {
+    for w in cfg
+        .warnings(jiff::Timestamp::now())
+        .iter()
+        .chain(&set.warnings)
+    {
         tracing::warn!("{}", w.header());
     }
     let mut opts = RunOptions::new(cfg, config, dir);

@@ -264,6 +264,26 @@ fn may_begin(firsts: Option<&[(char, char)]>, c: char) -> bool {
 
 /// The characters a match of `hir` can begin with, or `None` when any can
 /// (or the match can be empty).
+/// Whether `hir` looks for a Unicode word boundary anywhere.
+pub(super) fn has_unicode_word_look(hir: &Hir) -> bool {
+    use regex_syntax::hir::Look;
+    match hir.kind() {
+        HirKind::Look(l) => matches!(
+            l,
+            Look::WordUnicode
+                | Look::WordUnicodeNegate
+                | Look::WordStartUnicode
+                | Look::WordEndUnicode
+                | Look::WordStartHalfUnicode
+                | Look::WordEndHalfUnicode
+        ),
+        HirKind::Repetition(r) => has_unicode_word_look(&r.sub),
+        HirKind::Capture(c) => has_unicode_word_look(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(has_unicode_word_look),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) => false,
+    }
+}
+
 fn first_chars(hir: &Hir) -> Option<CharRanges> {
     match first(hir)? {
         (_, true) => None,

@@ -34,6 +34,8 @@ pub struct Cx<'a> {
     pub pack_exceptions: Option<SlotId>,
     /// Named lists (lists.yaml), for conditions that refer to them.
     pub lists: &'a Lists,
+    /// What loads but is probably not what the author meant.
+    pub warnings: &'a mut Vec<Diagnostic>,
 }
 
 impl Cx<'_> {
@@ -66,7 +68,19 @@ impl Cx<'_> {
         }
         for re in &t.regex {
             match self.builder.add_regex(slot, &re.value) {
-                Ok(()) => count += 1,
+                Ok(()) => {
+                    count += 1;
+                    if MatcherBuilder::unicode_word_boundary(&re.value) {
+                        self.warnings.push(Diagnostic::warning(
+                            self.path,
+                            pos_of(re),
+                            Code::UnicodeBoundary,
+                            "`\\b` is a Unicode word boundary: Chinese characters count as word \
+                             characters, so it does not hold between 号 and 6 in 卡号6222… and the \
+                             number is not found; write `(?-u:\\b)` (docs/rules.md)",
+                        ));
+                    }
+                }
                 Err(e) => {
                     ok = false;
                     let code = match e {
@@ -191,6 +205,7 @@ pub fn pos_of<T>(s: &Spanned<T>) -> Pos {
 pub struct Loading {
     pub builder: MatcherBuilder,
     pub diags: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
     /// Sources of files read (rule files and phrase files), for snippets.
     pub sources: HashMap<PathBuf, String>,
     pub rules: Vec<Rule>,
@@ -223,6 +238,7 @@ pub fn compile_pack(path: &Path, src: &str, acc: &mut Loading) {
         path,
         pack_exceptions: None,
         lists: &acc.lists,
+        warnings: &mut acc.warnings,
     };
     if let Some(ex) = &header.exceptions {
         cx.pack_exceptions = cx.terms(&ex.value, "pack exceptions", pos_of(ex));
@@ -430,5 +446,28 @@ mod tests {
         assert_eq!(&src[end..], "  - id: b\nother: 1\n");
         let end = rule_end(src, &lines, 6, 5);
         assert_eq!(&src[end..], "other: 1\n");
+    }
+
+    /// `\b` loads (it is a valid regex) with a warning at its line.
+    #[test]
+    fn a_unicode_word_boundary_is_a_warning_at_its_regex() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yaml"),
+            "rules:\n  - id: card\n    severity: high\n    message: 卡号\n    clause: \"5.3\"\n    \
+             check:\n      phrases:\n        regex: ['\\b\\d{16}\\b', '(?-u:\\b)\\d{18}(?-u:\\b)']\n",
+        )
+        .unwrap();
+        let set = crate::rules::load(dir.path()).unwrap();
+        let at: Vec<(u32, u32, Code)> = set
+            .warnings
+            .iter()
+            .map(|d| (d.pos.line, d.pos.column, d.code))
+            .collect();
+        assert_eq!(at, [(8, 17, Code::UnicodeBoundary)]);
+        assert!(
+            set.render_warnings(false)
+                .contains("warning[unicode-boundary]")
+        );
     }
 }

@@ -77,6 +77,23 @@ pub struct RuleSet {
     /// A digest of every file read (packs, lists, phrase files, waivers):
     /// the daemon re-checks files last checked under other rules.
     pub digest: String,
+    /// What loads but is probably not what the author meant.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl RuleSet {
+    /// The warnings, each with its snippet (`complyd check`, `rules validate`).
+    pub fn render_warnings(&self, color: bool) -> String {
+        self.warnings
+            .iter()
+            .map(|d| {
+                let src = (d.pos.line > 0)
+                    .then(|| std::fs::read_to_string(&d.path).ok())
+                    .flatten();
+                d.render(src.as_deref(), color)
+            })
+            .collect()
+    }
 }
 
 /// Every problem found while loading, with the sources to show snippets.
@@ -242,6 +259,7 @@ pub fn load(path: &Path) -> Result<RuleSet, LoadError> {
         files,
         lists: acc.lists,
         waivers,
+        warnings: acc.warnings,
     })
 }
 
