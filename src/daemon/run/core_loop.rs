@@ -179,8 +179,9 @@ pub(super) async fn core_loop(
                             lists: rules.lists.clone(),
                         };
                         tracing::info!("reloaded: {} rules", rules.rules.len());
-                        // As at start (cmd.rs): missing folders, logs, holidays.
-                        for w in config.warnings(clock.now()) {
+                        // As at start (cmd.rs): missing folders, logs,
+                        // holidays, regexes with a Unicode `\b`.
+                        for w in config.warnings(clock.now()).iter().chain(&rules.warnings) {
                             tracing::warn!("{}", w.header());
                         }
                         let changed = rules.digest != core.rules().digest;
