@@ -16,9 +16,14 @@
 //! released later is told from what is still held by the committed horizon.
 //! The same happens when a batch has something else to commit (a malformed
 //! line's error), when the window is rewritten after the clock went back,
+//! when a batch comes from another file than the ones waiting (a rotation:
+//! by a restart the old file may be compressed or gone), for a log's first
+//! batch (without a committed cursor a restart starts at the live file),
 //! and when the daemon stops — so a log rotated away or deleted while the
 //! daemon is down loses nothing; only a crash relies on reading the log
-//! again.
+//! again, and only from the file the cursor names. After a restart the
+//! window releases nothing until the logs are read again (logs.rs), so a
+//! stored event is not judged before an earlier one read again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
