@@ -264,6 +264,20 @@ pub fn is_wide(c: char) -> bool {
         | 0x1F900..=0x1F9FF | 0x20000..=0x3FFFD)
 }
 
+/// Renders `diags`, each with the snippet of its line read from its file
+/// (warnings, which come without the sources a load kept for errors).
+pub fn render_reading_files(diags: &[Diagnostic], color: bool) -> String {
+    diags
+        .iter()
+        .map(|d| {
+            let src = (d.pos.line > 0)
+                .then(|| std::fs::read_to_string(&d.path).ok())
+                .flatten();
+            d.render(src.as_deref(), color)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

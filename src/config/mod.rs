@@ -143,15 +143,7 @@ impl Config {
     }
 
     pub fn render_warnings(&self, now: jiff::Timestamp, color: bool) -> String {
-        self.warnings(now)
-            .iter()
-            .map(|d| {
-                let src = (d.pos.line > 0)
-                    .then(|| std::fs::read_to_string(&d.path).ok())
-                    .flatten();
-                d.render(src.as_deref(), color)
-            })
-            .collect()
+        crate::diag::render_reading_files(&self.warnings(now), color)
     }
 }
 

@@ -84,15 +84,7 @@ pub struct RuleSet {
 impl RuleSet {
     /// The warnings, each with its snippet (`complyd check`, `rules validate`).
     pub fn render_warnings(&self, color: bool) -> String {
-        self.warnings
-            .iter()
-            .map(|d| {
-                let src = (d.pos.line > 0)
-                    .then(|| std::fs::read_to_string(&d.path).ok())
-                    .flatten();
-                d.render(src.as_deref(), color)
-            })
-            .collect()
+        crate::diag::render_reading_files(&self.warnings, color)
     }
 }
 
