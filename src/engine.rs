@@ -130,6 +130,18 @@ pub struct MemoryState {
     newest_fact: Option<Timestamp>,
 }
 
+impl MemoryState {
+    /// An obligation, borrowed (the store serialises it without a copy).
+    pub fn obligation_ref(&self, rule: &str, key: &str) -> Option<&Obligation> {
+        self.obligations.get(rule)?.get(key)
+    }
+
+    /// Every obligation held, in no particular order.
+    pub fn all_obligations(&self) -> impl Iterator<Item = &Obligation> {
+        self.obligations.values().flat_map(|m| m.values())
+    }
+}
+
 impl State for MemoryState {
     fn obligation(&self, rule: &str, key: &str) -> Option<Obligation> {
         self.obligations.get(rule)?.get(key).cloned()

@@ -94,17 +94,14 @@ fn outbox(core: &Core) -> (i64, i64) {
 
 /// Memory holds exactly the obligations the database holds.
 fn assert_memory_matches_disk(core: &Core) {
-    let on_disk: Vec<(String, String)> = {
-        let mut st = core
-            .store()
-            .conn()
-            .prepare("SELECT rule, key FROM obligations")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    // The base table and the journal's changes (store/journal.rs).
+    let on_disk: Vec<(String, String)> =
+        crate::daemon::store::journal::obligations(core.store().conn())
             .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+            .0
+            .into_iter()
+            .map(|(rule, key, _, _)| (rule, key))
+            .collect();
     assert_eq!(core.store().obligation_count(), on_disk.len());
     for (rule, key) in &on_disk {
         assert!(
@@ -414,7 +411,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
     }
     for _ in 0..2 {
         let core = open_core(&db, Limits::default());
-        assert_eq!(count(&core, "PRAGMA user_version"), 9);
+        assert_eq!(count(&core, "PRAGMA user_version"), 10);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM violations"), 2);
         assert_eq!(count(&core, "SELECT COUNT(*) FROM files"), 1);
     }
@@ -423,7 +420,7 @@ fn reopening_a_database_is_idempotent_and_a_newer_schema_is_refused() {
         .pragma_update(None, "user_version", 99)
         .unwrap();
     match Store::open(&db) {
-        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 9)),
+        Err(StoreError::TooNew { found, known, .. }) => assert_eq!((found, known), (99, 10)),
         other => panic!("expected TooNew, got {other:?}"),
     }
 }

@@ -60,10 +60,14 @@ fn a_deadline_whose_commit_and_reload_failed_fires_once_when_the_state_is_back()
     core.tick(ts("2026-03-02T10:40:00+08:00")).unwrap();
     let fire = core.next_deadline().unwrap();
     let obligation = |core: &Core| {
-        count(
-            core,
-            "SELECT COUNT(*) FROM obligations WHERE rule = 'reply-general-1h' AND data LIKE '%\"fired\":true%'",
-        )
+        crate::daemon::store::journal::obligations(core.store().conn())
+            .unwrap()
+            .0
+            .iter()
+            .filter(|(rule, _, _, data)| {
+                rule == "reply-general-1h" && data.contains("\"fired\":true")
+            })
+            .count() as i64
     };
     assert_eq!(obligation(&core), 0);
 

@@ -175,14 +175,14 @@ fn outcome(core: &Core) -> Outcome {
     let mut v = violations(core);
     v.sort();
     let conn = core.store().conn();
-    let mut st = conn
-        .prepare("SELECT rule, key, data FROM obligations ORDER BY rule, key")
-        .unwrap();
-    let obligations = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let mut obligations: Vec<(String, String, String)> =
+        crate::daemon::store::journal::obligations(conn)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|(rule, key, _, data)| (rule, key, data))
+            .collect();
+    obligations.sort();
     let source = conn
         .query_row(
             "SELECT cursor, lines FROM sources WHERE key = ?1",

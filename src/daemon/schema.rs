@@ -130,6 +130,14 @@ SELECT v.id AS id,
     r#"
 ALTER TABLE sources ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
 "#,
+    // v10: obligations' changes and facts written as one row per input
+    // (store/journal.rs); the rows of `obligations` and `facts` written
+    // before are read first and stay until folded or pruned.
+    r#"
+CREATE TABLE obligation_log (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE fact_batches (id INTEGER PRIMARY KEY, newest INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX fact_batches_newest ON fact_batches (newest);
+"#,
 ];
 
 /// Migrations that rebuild a table other tables refer to: SQLite's

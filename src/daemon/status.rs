@@ -108,17 +108,12 @@ pub fn report(
         when(last_file, tz)
     );
 
-    let open: i64 = conn
-        .query_row("SELECT COUNT(*) FROM obligations", [], |r| r.get(0))
-        .map_err(q)?;
+    // The base table and the journal's changes (store/journal.rs).
+    let (mut rows, _, _) = super::store::journal::obligations(&conn).map_err(q)?;
+    let open = rows.len() as i64;
     let _ = writeln!(out, "\nopen obligations: {open}");
-    let mut st = conn
-        .prepare("SELECT rule, key, wake, data FROM obligations ORDER BY wake, rule, key LIMIT 10")
-        .map_err(q)?;
-    let rows: Vec<(String, String, i64, String)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|r| r.collect())
-        .map_err(q)?;
+    rows.sort_by(|a, b| (a.2, &a.0, &a.1).cmp(&(b.2, &b.0, &b.1)));
+    rows.truncate(10);
     let shown = rows.len();
     for (rule, key, wake, data) in rows {
         // The key is internal (fields joined by control characters, a

@@ -29,6 +29,7 @@ use crate::engine::{Fact, MemoryState, Obligation, State};
 use crate::event::{Event, Evidence};
 
 mod commit;
+pub(super) mod journal;
 mod texts;
 
 #[derive(Debug, thiserror::Error)]
@@ -200,19 +201,10 @@ pub struct Committed {
     pub new: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct EvidenceRow {
     path: PathBuf,
     line: u32,
-}
-
-impl From<&Evidence> for EvidenceRow {
-    fn from(e: &Evidence) -> Self {
-        EvidenceRow {
-            path: e.path.to_path_buf(),
-            line: e.line,
-        }
-    }
 }
 
 impl From<EvidenceRow> for Evidence {
@@ -224,7 +216,34 @@ impl From<EvidenceRow> for Evidence {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// An [`EvidenceRow`] as written, borrowing the evidence.
+#[derive(Serialize)]
+struct EvidenceRowRef<'a> {
+    path: &'a Path,
+    line: u32,
+}
+
+impl<'a> From<&'a Evidence> for EvidenceRowRef<'a> {
+    fn from(e: &'a Evidence) -> Self {
+        EvidenceRowRef {
+            path: &e.path,
+            line: e.line,
+        }
+    }
+}
+
+/// An [`ObligationRow`] as written, borrowing the obligation.
+#[derive(Serialize)]
+struct ObligationRowRef<'a> {
+    subject: &'a str,
+    started: Timestamp,
+    due: Timestamp,
+    wake: Timestamp,
+    evidence: Vec<EvidenceRowRef<'a>>,
+    fired: bool,
+}
+
+#[derive(Deserialize)]
 struct ObligationRow {
     subject: String,
     started: Timestamp,
@@ -240,7 +259,7 @@ struct FactRowRef<'a> {
     kind: &'a str,
     ts: Timestamp,
     fields: &'a crate::event::Fields,
-    evidence: EvidenceRow,
+    evidence: EvidenceRowRef<'a>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +286,11 @@ pub struct Store {
     on_disk: HashSet<(String, String)>,
     /// Facts added since the last commit: (rule, key, ts ms, row JSON).
     new_facts: Vec<(String, String, i64, String)>,
+    /// Entries in the obligations' journal since its last fold.
+    journal_entries: usize,
+    /// Fold the journal from this many entries (journal.rs; tests fold
+    /// sooner).
+    fold_at: usize,
     started: bool,
     last_prune: Option<Timestamp>,
     /// A commit failed and so did the reload after it: the mirror may hold
@@ -329,6 +353,8 @@ impl Store {
             dirty: HashSet::new(),
             on_disk: HashSet::new(),
             new_facts: Vec::new(),
+            journal_entries: 0,
+            fold_at: journal::FOLD_AT,
             started: false,
             last_prune: None,
             stale: false,
@@ -368,9 +394,10 @@ impl Store {
     pub fn reload(&mut self) -> Result<(), StoreError> {
         self.texts.clear();
         let mut mem = MemoryState::default();
-        let obligations = self.keyed_rows("SELECT rule, key, data FROM obligations")?;
+        let (obligations, entries, mut corrupt) =
+            journal::obligations(&self.conn).map_err(self.sq())?;
         let mut on_disk = HashSet::new();
-        for (rule, key, data) in obligations {
+        for (rule, key, _, data) in obligations {
             on_disk.insert((rule.clone(), key.clone()));
             if let Ok(o) = serde_json::from_str::<ObligationRow>(&data) {
                 mem.put_obligation(Obligation {
@@ -385,7 +412,17 @@ impl Store {
                 });
             }
         }
-        let facts = self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")?;
+        // Rows from before the journal first (they are older).
+        let mut facts = self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")?;
+        let (batched, bad) = journal::facts(&self.conn).map_err(self.sq())?;
+        facts.extend(batched);
+        corrupt.extend(bad);
+        for c in corrupt {
+            tracing::error!(
+                "{}: {c}; the entries after it are lost",
+                self.path.display()
+            );
+        }
         for (rule, key, data) in facts {
             // A fact of a type no longer known cannot match any rule.
             let row = serde_json::from_str::<FactRow>(&data).ok();
@@ -403,6 +440,7 @@ impl Store {
                 );
             }
         }
+        self.journal_entries = entries;
         self.started = self
             .conn
             .query_row("SELECT v FROM meta WHERE k = 'engine_started'", [], |r| {
@@ -572,7 +610,7 @@ impl State for Store {
             kind: fact.kind,
             ts: fact.ts,
             fields: &fact.fields,
-            evidence: EvidenceRow::from(&fact.evidence),
+            evidence: EvidenceRowRef::from(&fact.evidence),
         };
         let data = serde_json::to_string(&row).unwrap_or_default();
         self.new_facts

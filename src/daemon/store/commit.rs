@@ -19,41 +19,25 @@ impl Store {
         let now_ms = millis(now);
         let tx = self.conn.transaction().map_err(sq)?;
         let mut out = Committed::default();
+        let journal_entries = write_obligations(
+            &tx,
+            &self.mem,
+            &self.dirty,
+            &self.on_disk,
+            (self.journal_entries, self.fold_at),
+        )
+        .map_err(sq)?;
         {
-            let mut put = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(sq)?;
-            let mut del = tx
-                .prepare_cached("DELETE FROM obligations WHERE rule = ?1 AND key = ?2")
-                .map_err(sq)?;
-            for k @ (rule, key) in &self.dirty {
-                match self.mem.obligation(rule, key) {
-                    Some(o) => {
-                        let row = ObligationRow {
-                            subject: o.subject,
-                            started: o.started,
-                            due: o.due,
-                            wake: o.wake,
-                            evidence: o.evidence.iter().map(EvidenceRow::from).collect(),
-                            fired: o.fired,
-                        };
-                        let data = serde_json::to_string(&row).unwrap_or_default();
-                        put.execute(params![rule, key, millis(o.wake), data])
-                            .map_err(sq)?;
-                    }
-                    None if self.on_disk.contains(k) => {
-                        del.execute(params![rule, key]).map_err(sq)?;
-                    }
-                    None => {}
+            if !self.new_facts.is_empty() {
+                let mut batch = journal::Writer::default();
+                let mut newest = i64::MIN;
+                for (rule, key, ts, data) in &self.new_facts {
+                    batch.push(&journal::Entry::Fact { rule, key, data });
+                    newest = newest.max(*ts);
                 }
-            }
-            let mut fact = tx
-                .prepare_cached("INSERT INTO facts (rule, key, ts, data) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sq)?;
-            for (rule, key, ts, data) in &self.new_facts {
-                fact.execute(params![rule, key, ts, data]).map_err(sq)?;
+                tx.prepare_cached("INSERT INTO fact_batches (newest, data) VALUES (?1, ?2)")
+                    .and_then(|mut st| st.execute(params![newest, batch.blob()]))
+                    .map_err(sq)?;
             }
             let mut ins = tx
                 .prepare_cached(
@@ -299,9 +283,74 @@ impl Store {
             let horizon = now - crate::engine::FACT_RETENTION;
             tx.execute("DELETE FROM facts WHERE ts < ?1", [millis(horizon)])
                 .map_err(sq)?;
+            tx.execute(
+                "DELETE FROM fact_batches WHERE newest < ?1",
+                [millis(horizon)],
+            )
+            .map_err(sq)?;
             self.last_prune = Some(now);
         }
         tx.commit().map_err(sq)?;
+        self.journal_entries = journal_entries;
         Ok(out)
     }
+}
+
+/// The obligations this input changed, as one journal row; or, once the
+/// journal has grown well past the open obligations, every open obligation
+/// as the new base and the journal emptied (journal.rs). Returns the
+/// journal's entries after it.
+fn write_obligations(
+    tx: &rusqlite::Transaction<'_>,
+    mem: &MemoryState,
+    dirty: &HashSet<(String, String)>,
+    on_disk: &HashSet<(String, String)>,
+    (entries, fold_at): (usize, usize),
+) -> rusqlite::Result<usize> {
+    if dirty.is_empty() {
+        return Ok(entries);
+    }
+    let open = mem.obligation_count();
+    if entries + dirty.len() >= fold_at.max(journal::FOLD_RATIO * open) {
+        tx.execute_batch("DELETE FROM obligation_log; DELETE FROM obligations;")?;
+        let mut put = tx.prepare_cached(
+            "INSERT INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for o in mem.all_obligations() {
+            put.execute(params![o.rule, o.key, millis(o.wake), obligation_json(o)])?;
+        }
+        return Ok(0);
+    }
+    let mut w = journal::Writer::default();
+    for k @ (rule, key) in dirty {
+        match mem.obligation_ref(rule, key) {
+            Some(o) => w.push(&journal::Entry::Put {
+                rule,
+                key,
+                wake: millis(o.wake),
+                data: &obligation_json(o),
+            }),
+            None if on_disk.contains(k) => w.push(&journal::Entry::Del { rule, key }),
+            // Never written: nothing to undo.
+            None => {}
+        }
+    }
+    if !w.is_empty() {
+        tx.prepare_cached("INSERT INTO obligation_log (data) VALUES (?1)")?
+            .execute([w.blob()])?;
+    }
+    Ok(entries + w.len())
+}
+
+/// An obligation's row JSON (the base table's and the journal's).
+fn obligation_json(o: &Obligation) -> String {
+    let row = ObligationRowRef {
+        subject: &o.subject,
+        started: o.started,
+        due: o.due,
+        wake: o.wake,
+        evidence: o.evidence.iter().map(EvidenceRowRef::from).collect(),
+        fired: o.fired,
+    };
+    serde_json::to_string(&row).unwrap_or_default()
 }
