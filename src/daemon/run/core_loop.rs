@@ -12,6 +12,12 @@ use super::*;
 /// How long the core waits for input before giving back working memory.
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
+/// A log batch of this many lines means a log is busy (or being caught up
+/// on): freed memory is then kept for reuse until the daemon idles
+/// (alloc.rs). A few lines now and then leave the idle daemon as small as
+/// ever.
+const BUSY_BATCH: usize = 1000;
+
 pub(super) async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Msg>,
@@ -109,7 +115,7 @@ pub(super) async fn core_loop(
             _ = tokio::time::sleep(RELEASE_AFTER), if warm => {
                 core.rules().matcher.release_caches();
                 core.release_buffers();
-                crate::alloc::give_back_freed_pages();
+                crate::alloc::idle();
                 warm = false;
                 continue;
             }
@@ -162,6 +168,9 @@ pub(super) async fn core_loop(
                 cursor,
                 at_end,
             } => {
+                if lines.len() >= BUSY_BATCH {
+                    crate::alloc::busy();
+                }
                 let n = retry
                     .run(|| core.log_batch(&key, &lines, &cursor, at_end, clock.now()))
                     .await;
