@@ -64,8 +64,8 @@ fn a_deadline_whose_commit_and_reload_failed_fires_once_when_the_state_is_back()
             .unwrap()
             .0
             .iter()
-            .filter(|(rule, _, _, data)| {
-                rule == "reply-general-1h" && data.contains("\"fired\":true")
+            .filter(|(rule, _, _, o)| {
+                rule == "reply-general-1h" && o.as_ref().is_ok_and(|o| o.fired)
             })
             .count() as i64
     };

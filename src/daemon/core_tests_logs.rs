@@ -180,7 +180,7 @@ fn outcome(core: &Core) -> Outcome {
             .unwrap()
             .0
             .into_iter()
-            .map(|(rule, key, _, data)| (rule, key, data))
+            .map(|(rule, key, _, o)| (rule, key, format!("{o:?}")))
             .collect();
     obligations.sort();
     let source = conn

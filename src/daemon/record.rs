@@ -324,34 +324,37 @@ pub fn violation_fingerprint(
     }
 }
 
-pub fn from_violation(env: &Env, v: &Violation) -> Record {
+/// A temporal violation's record; takes the violation, whose texts become
+/// the record's (30k violations on the ingestion bench: copying them was
+/// 1 % of the core thread).
+pub fn from_violation(env: &Env, v: Violation) -> Record {
     let location: Vec<String> = v.evidence.iter().map(ToString::to_string).collect();
-    let first = location.first().cloned().unwrap_or_default();
+    let fingerprint = violation_fingerprint(
+        &v.rule,
+        &v.subject,
+        v.due,
+        v.at,
+        location.first().map_or("", String::as_str),
+        v.matched.as_deref(),
+    );
     Record {
-        fingerprint: violation_fingerprint(
-            &v.rule,
-            &v.subject,
-            v.due,
-            v.at,
-            &first,
-            v.matched.as_deref(),
-        ),
-        rule: v.rule.clone(),
+        fingerprint,
+        rule: v.rule,
         severity: v.severity,
-        message: v.message.clone(),
-        message_en: v.message_en.clone(),
-        clause: v.clause.clone(),
-        tags: v.tags.clone(),
-        suggestion: v.suggestion.clone(),
-        suggestion_en: v.suggestion_en.clone(),
-        subject: v.subject.clone(),
+        message: v.message,
+        message_en: v.message_en,
+        clause: v.clause,
+        tags: v.tags,
+        suggestion: v.suggestion,
+        suggestion_en: v.suggestion_en,
+        subject: v.subject,
         location,
         at: engine::local_time(&env.calendar, v.at),
         due: v.due.map(|d| engine::local_time(&env.calendar, d)),
-        matched: v.matched.clone(),
+        matched: v.matched,
         excerpt: None,
-        detail: v.detail.clone(),
-        detail_en: v.detail_en.clone(),
+        detail: v.detail,
+        detail_en: v.detail_en,
         cue: None,
         field: None,
         waiver: None,

@@ -115,30 +115,26 @@ pub fn report(
     rows.sort_by(|a, b| (a.2, &a.0, &a.1).cmp(&(b.2, &b.0, &b.1)));
     rows.truncate(10);
     let shown = rows.len();
-    for (rule, key, wake, data) in rows {
+    for (rule, key, wake, o) in rows {
         // The key is internal (fields joined by control characters, a
         // fired deadline's own suffix): people read the subject.
-        let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-        let subject = data["subject"].as_str().unwrap_or(&key);
+        let (subject, fired, due) = match &o {
+            Ok(o) => (o.subject.as_str(), o.fired, Some(o.due.as_millisecond())),
+            Err(_) => (key.as_str(), false, None),
+        };
         let at = when(Some(wake), tz);
         let dormant = wake >= crate::engine::NEVER.as_millisecond();
-        let _ = match data["fired"].as_bool() {
-            Some(true) if dormant => {
-                let due = data["due"]
-                    .as_str()
-                    .and_then(|d| d.parse::<Timestamp>().ok())
-                    .map(|d| d.as_millisecond());
-                writeln!(
-                    out,
-                    "  {rule}  {subject}  overdue since {} (reported); waits for its renewal",
-                    when(due, tz)
-                )
-            }
-            Some(true) => writeln!(
+        let _ = match fired {
+            true if dormant => writeln!(
+                out,
+                "  {rule}  {subject}  overdue since {} (reported); waits for its renewal",
+                when(due, tz)
+            ),
+            true => writeln!(
                 out,
                 "  {rule}  {subject}  overdue (reported); a late discharge is marked until {at}"
             ),
-            _ => writeln!(out, "  {rule}  {subject}  due {at}"),
+            false => writeln!(out, "  {rule}  {subject}  due {at}"),
         };
     }
     more_not_shown(&mut out, open, shown, "");

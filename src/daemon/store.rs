@@ -19,17 +19,16 @@ use std::sync::Arc;
 use foldhash::{HashSet, HashSetExt};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 use super::record::Record;
 use super::schema::{MIGRATIONS, Migrate, migrate};
 // The outbox's queries live in outbox.rs; its types are used by that name.
 pub use super::outbox::{OutboxCounts, OutboxItem};
 use crate::engine::{Fact, MemoryState, Obligation, State};
-use crate::event::{Event, Evidence};
 
 mod commit;
 pub(super) mod journal;
+mod rows;
 mod texts;
 
 #[derive(Debug, thiserror::Error)]
@@ -201,75 +200,6 @@ pub struct Committed {
     pub new: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct EvidenceRow {
-    path: PathBuf,
-    line: u32,
-}
-
-impl From<EvidenceRow> for Evidence {
-    fn from(e: EvidenceRow) -> Self {
-        Evidence {
-            path: Arc::from(e.path.as_path()),
-            line: e.line,
-        }
-    }
-}
-
-/// An [`EvidenceRow`] as written, borrowing the evidence.
-#[derive(Serialize)]
-struct EvidenceRowRef<'a> {
-    path: &'a Path,
-    line: u32,
-}
-
-impl<'a> From<&'a Evidence> for EvidenceRowRef<'a> {
-    fn from(e: &'a Evidence) -> Self {
-        EvidenceRowRef {
-            path: &e.path,
-            line: e.line,
-        }
-    }
-}
-
-/// An [`ObligationRow`] as written, borrowing the obligation.
-#[derive(Serialize)]
-struct ObligationRowRef<'a> {
-    subject: &'a str,
-    started: Timestamp,
-    due: Timestamp,
-    wake: Timestamp,
-    evidence: Vec<EvidenceRowRef<'a>>,
-    fired: bool,
-}
-
-#[derive(Deserialize)]
-struct ObligationRow {
-    subject: String,
-    started: Timestamp,
-    due: Timestamp,
-    wake: Timestamp,
-    evidence: Vec<EvidenceRow>,
-    fired: bool,
-}
-
-/// A [`FactRow`] as written, borrowing the fact.
-#[derive(Serialize)]
-struct FactRowRef<'a> {
-    kind: &'a str,
-    ts: Timestamp,
-    fields: &'a crate::event::Fields,
-    evidence: EvidenceRowRef<'a>,
-}
-
-#[derive(Deserialize)]
-struct FactRow {
-    kind: String,
-    ts: Timestamp,
-    fields: crate::event::Fields,
-    evidence: EvidenceRow,
-}
-
 pub(crate) fn millis(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
@@ -284,8 +214,8 @@ pub struct Store {
     /// Obligations that have a row: one created and discharged between two
     /// commits (a question answered in the same batch) never gets one.
     on_disk: HashSet<(String, String)>,
-    /// Facts added since the last commit: (rule, key, ts ms, row JSON).
-    new_facts: Vec<(String, String, i64, String)>,
+    /// Facts added since the last commit: (rule, key, fact).
+    new_facts: Vec<(String, String, Fact)>,
     /// Entries in the obligations' journal since its last fold.
     journal_entries: usize,
     /// Fold the journal from this many entries (journal.rs; tests fold
@@ -397,48 +327,26 @@ impl Store {
         let (obligations, entries, mut corrupt) =
             journal::obligations(&self.conn).map_err(self.sq())?;
         let mut on_disk = HashSet::new();
-        for (rule, key, _, data) in obligations {
-            on_disk.insert((rule.clone(), key.clone()));
-            if let Ok(o) = serde_json::from_str::<ObligationRow>(&data) {
-                mem.put_obligation(Obligation {
-                    rule,
-                    key,
-                    subject: o.subject,
-                    started: o.started,
-                    due: o.due,
-                    wake: o.wake,
-                    evidence: o.evidence.into_iter().map(Evidence::from).collect(),
-                    fired: o.fired,
-                });
+        for (rule, key, _, o) in obligations {
+            on_disk.insert((rule, key));
+            match o {
+                Ok(o) => mem.put_obligation(o),
+                Err(e) => corrupt.push(e),
             }
         }
         // Rows from before the journal first (they are older).
-        let mut facts = self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")?;
+        for (rule, key, data) in self.keyed_rows("SELECT rule, key, data FROM facts ORDER BY id")? {
+            if let Some(f) = rows::fact_from_json(&data) {
+                mem.add_fact(&rule, &key, f);
+            }
+        }
         let (batched, bad) = journal::facts(&self.conn).map_err(self.sq())?;
-        facts.extend(batched);
+        for (rule, key, f) in batched {
+            mem.add_fact(&rule, &key, f);
+        }
         corrupt.extend(bad);
         for c in corrupt {
-            tracing::error!(
-                "{}: {c}; the entries after it are lost",
-                self.path.display()
-            );
-        }
-        for (rule, key, data) in facts {
-            // A fact of a type no longer known cannot match any rule.
-            let row = serde_json::from_str::<FactRow>(&data).ok();
-            let known = row.and_then(|f| Some((crate::event::known_type(&f.kind)?, f)));
-            if let Some((kind, f)) = known {
-                mem.add_fact(
-                    &rule,
-                    &key,
-                    Fact::new(Event {
-                        kind,
-                        ts: f.ts,
-                        fields: f.fields,
-                        evidence: f.evidence.into(),
-                    }),
-                );
-            }
+            tracing::error!("{}: {c}; it is left out", self.path.display());
         }
         self.journal_entries = entries;
         self.started = self
@@ -605,16 +513,8 @@ impl State for Store {
         self.mem.facts(rule, key)
     }
     fn add_fact(&mut self, rule: &str, key: &str, fact: Fact) {
-        // Written out now rather than cloned for the commit.
-        let row = FactRowRef {
-            kind: fact.kind,
-            ts: fact.ts,
-            fields: &fact.fields,
-            evidence: EvidenceRowRef::from(&fact.evidence),
-        };
-        let data = serde_json::to_string(&row).unwrap_or_default();
         self.new_facts
-            .push((rule.to_string(), key.to_string(), millis(fact.ts), data));
+            .push((rule.to_string(), key.to_string(), fact.clone()));
         self.mem.add_fact(rule, key, fact);
     }
     fn obligation_count(&self) -> usize {

@@ -305,7 +305,7 @@ impl Core {
     fn absorb(&self, effects: Vec<Effect>, w: &mut Writes) {
         for e in effects {
             match e {
-                Effect::Violation(v) => w.records.push(record::from_violation(&self.env, &v)),
+                Effect::Violation(v) => w.records.push(record::from_violation(&self.env, v)),
                 Effect::Late {
                     rule,
                     subject,

@@ -31,9 +31,9 @@ impl Store {
             if !self.new_facts.is_empty() {
                 let mut batch = journal::Writer::default();
                 let mut newest = i64::MIN;
-                for (rule, key, ts, data) in &self.new_facts {
-                    batch.push(&journal::Entry::Fact { rule, key, data });
-                    newest = newest.max(*ts);
+                for (rule, key, fact) in &self.new_facts {
+                    batch.fact(rule, key, |buf| rows::encode_fact(fact, buf));
+                    newest = newest.max(millis(fact.ts));
                 }
                 tx.prepare_cached("INSERT INTO fact_batches (newest, data) VALUES (?1, ?2)")
                     .and_then(|mut st| st.execute(params![newest, batch.blob()]))
@@ -317,20 +317,22 @@ fn write_obligations(
             "INSERT INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for o in mem.all_obligations() {
-            put.execute(params![o.rule, o.key, millis(o.wake), obligation_json(o)])?;
+            put.execute(params![
+                o.rule,
+                o.key,
+                millis(o.wake),
+                rows::obligation_json(o)
+            ])?;
         }
         return Ok(0);
     }
     let mut w = journal::Writer::default();
     for k @ (rule, key) in dirty {
         match mem.obligation_ref(rule, key) {
-            Some(o) => w.push(&journal::Entry::Put {
-                rule,
-                key,
-                wake: millis(o.wake),
-                data: &obligation_json(o),
+            Some(o) => w.put(rule, key, millis(o.wake), |buf| {
+                rows::encode_obligation(o, buf)
             }),
-            None if on_disk.contains(k) => w.push(&journal::Entry::Del { rule, key }),
+            None if on_disk.contains(k) => w.del(rule, key),
             // Never written: nothing to undo.
             None => {}
         }
@@ -340,17 +342,4 @@ fn write_obligations(
             .execute([w.blob()])?;
     }
     Ok(entries + w.len())
-}
-
-/// An obligation's row JSON (the base table's and the journal's).
-fn obligation_json(o: &Obligation) -> String {
-    let row = ObligationRowRef {
-        subject: &o.subject,
-        started: o.started,
-        due: o.due,
-        wake: o.wake,
-        evidence: o.evidence.iter().map(EvidenceRowRef::from).collect(),
-        fired: o.fired,
-    };
-    serde_json::to_string(&row).unwrap_or_default()
 }

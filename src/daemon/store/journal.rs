@@ -21,6 +21,9 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::rows::{Reader, put_str};
+use crate::engine::{Fact, Obligation};
+
 const PUT: u8 = b'P';
 const DEL: u8 = b'D';
 const FACT: u8 = b'F';
@@ -35,20 +38,20 @@ pub(super) const FOLD_RATIO: usize = 4;
 /// One change, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Entry<'a> {
-    /// An obligation as it now is: its wake (ms) and row JSON.
+    /// An obligation as it now is: its wake (ms) and rows.rs's form.
     Put {
         rule: &'a str,
         key: &'a str,
         wake: i64,
-        data: &'a str,
+        data: &'a [u8],
     },
     /// An obligation discharged or forgotten.
     Del { rule: &'a str, key: &'a str },
-    /// A fact (its row JSON).
+    /// A fact (rows.rs's form).
     Fact {
         rule: &'a str,
         key: &'a str,
-        data: &'a str,
+        data: &'a [u8],
     },
 }
 
@@ -60,36 +63,49 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    fn str(&mut self, s: &str) {
-        self.buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(s.as_bytes());
+    fn head(&mut self, tag: u8, rule: &str, key: &str) {
+        self.count += 1;
+        self.buf.push(tag);
+        put_str(&mut self.buf, rule);
+        put_str(&mut self.buf, key);
     }
 
+    /// A value written by `write` straight into the blob, after its length.
+    fn value(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        write(&mut self.buf);
+        let n = (self.buf.len() - at - 4) as u32;
+        self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
+    }
+
+    pub fn put(&mut self, rule: &str, key: &str, wake: i64, write: impl FnOnce(&mut Vec<u8>)) {
+        self.head(PUT, rule, key);
+        self.buf.extend_from_slice(&wake.to_le_bytes());
+        self.value(write);
+    }
+
+    pub fn del(&mut self, rule: &str, key: &str) {
+        self.head(DEL, rule, key);
+    }
+
+    pub fn fact(&mut self, rule: &str, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.head(FACT, rule, key);
+        self.value(write);
+    }
+
+    #[cfg(test)]
     pub fn push(&mut self, e: &Entry<'_>) {
-        self.count += 1;
         match *e {
             Entry::Put {
                 rule,
                 key,
                 wake,
                 data,
-            } => {
-                self.buf.push(PUT);
-                self.str(rule);
-                self.str(key);
-                self.buf.extend_from_slice(&wake.to_le_bytes());
-                self.str(data);
-            }
-            Entry::Del { rule, key } => {
-                self.buf.push(DEL);
-                self.str(rule);
-                self.str(key);
-            }
+            } => self.put(rule, key, wake, |buf| buf.extend_from_slice(data)),
+            Entry::Del { rule, key } => self.del(rule, key),
             Entry::Fact { rule, key, data } => {
-                self.buf.push(FACT);
-                self.str(rule);
-                self.str(key);
-                self.str(data);
+                self.fact(rule, key, |buf| buf.extend_from_slice(data))
             }
         }
     }
@@ -110,37 +126,24 @@ impl Writer {
 /// The entries of a blob, in the order written; an error where it is cut
 /// short or corrupt (the rest of the blob is then ignored).
 pub(super) fn decode(blob: &[u8]) -> Vec<Result<Entry<'_>, String>> {
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (a, b) = rest.split_at_checked(n)?;
-        *rest = b;
-        Some(a)
-    }
-    fn str<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
-        let n = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
-        std::str::from_utf8(take(rest, n)?).ok()
-    }
     let mut out = Vec::new();
-    let mut rest = blob;
-    while !rest.is_empty() {
+    let mut r = Reader(blob);
+    while !r.is_empty() {
         let mut one = || -> Option<Entry<'_>> {
-            let tag = take(&mut rest, 1)?[0];
-            let (rule, key) = (str(&mut rest)?, str(&mut rest)?);
+            let tag = r.u8()?;
+            let (rule, key) = (r.str()?, r.str()?);
             Some(match tag {
-                PUT => {
-                    let wake = i64::from_le_bytes(take(&mut rest, 8)?.try_into().ok()?);
-                    let data = str(&mut rest)?;
-                    Entry::Put {
-                        rule,
-                        key,
-                        wake,
-                        data,
-                    }
-                }
+                PUT => Entry::Put {
+                    rule,
+                    key,
+                    wake: r.i64()?,
+                    data: r.bytes()?,
+                },
                 DEL => Entry::Del { rule, key },
                 FACT => Entry::Fact {
                     rule,
                     key,
-                    data: str(&mut rest)?,
+                    data: r.bytes()?,
                 },
                 _ => return None,
             })
@@ -159,8 +162,9 @@ pub(super) fn decode(blob: &[u8]) -> Vec<Result<Entry<'_>, String>> {
     out
 }
 
-/// An obligation as stored: rule, key, wake (ms), row JSON.
-pub type ObligationRecord = (String, String, i64, String);
+/// An obligation as stored: rule, key, wake (ms), and the obligation (or
+/// why it could not be read back).
+pub type ObligationRecord = (String, String, i64, Result<Obligation, String>);
 
 /// The open obligations as the database holds them: the base table, then
 /// the journal's entries in order (a later entry for a key replaces an
@@ -170,52 +174,58 @@ pub type ObligationRecord = (String, String, i64, String);
 pub(crate) fn obligations(
     conn: &Connection,
 ) -> rusqlite::Result<(Vec<ObligationRecord>, usize, Vec<String>)> {
+    let unreadable = |rule: &str, key: &str| format!("obligation {rule} {key} cannot be read");
     let mut st = conn.prepare("SELECT rule, key, wake, data FROM obligations")?;
-    let base: Vec<ObligationRecord> = st
+    let base: Vec<(String, String, i64, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    if !has_table(conn, "obligation_log")? {
-        return Ok((base, 0, Vec::new()));
-    }
     // Keyed by (rule, key), in the order first seen, so that the result
     // does not depend on hashing.
     let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut rows: Vec<Option<(i64, String)>> = Vec::new();
+    let mut rows: Vec<Option<(i64, Result<Obligation, String>)>> = Vec::new();
     let mut keys: Vec<(String, String)> = Vec::new();
     for (rule, key, wake, data) in base {
+        let o = super::rows::obligation_from_json(&rule, &key, &data)
+            .ok_or_else(|| unreadable(&rule, &key));
         index.insert((rule.clone(), key.clone()), rows.len());
         keys.push((rule, key));
-        rows.push(Some((wake, data)));
+        rows.push(Some((wake, o)));
     }
-    let mut st = conn.prepare("SELECT id, data FROM obligation_log ORDER BY id")?;
-    let blobs: Vec<(i64, Vec<u8>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
     let (mut entries, mut corrupt) = (0, Vec::new());
-    for (id, blob) in &blobs {
-        for e in decode(blob) {
-            let (rule, key, now) = match e {
-                Ok(Entry::Put {
-                    rule,
-                    key,
-                    wake,
-                    data,
-                }) => (rule, key, Some((wake, data.to_string()))),
-                Ok(Entry::Del { rule, key }) => (rule, key, None),
-                Ok(Entry::Fact { .. }) => continue,
-                Err(e) => {
-                    corrupt.push(format!("obligation_log row {id}: {e}"));
-                    continue;
-                }
-            };
-            entries += 1;
-            let k = (rule.to_string(), key.to_string());
-            match index.get(&k) {
-                Some(&i) => rows[i] = now,
-                None => {
-                    index.insert(k.clone(), rows.len());
-                    keys.push(k);
-                    rows.push(now);
+    if has_table(conn, "obligation_log")? {
+        let mut st = conn.prepare("SELECT id, data FROM obligation_log ORDER BY id")?;
+        let blobs: Vec<(i64, Vec<u8>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, blob) in &blobs {
+            for e in decode(blob) {
+                let (rule, key, now) = match e {
+                    Ok(Entry::Put {
+                        rule,
+                        key,
+                        wake,
+                        data,
+                    }) => {
+                        let o = super::rows::decode_obligation(rule, key, data)
+                            .ok_or_else(|| unreadable(rule, key));
+                        (rule, key, Some((wake, o)))
+                    }
+                    Ok(Entry::Del { rule, key }) => (rule, key, None),
+                    Ok(Entry::Fact { .. }) => continue,
+                    Err(e) => {
+                        corrupt.push(format!("obligation_log row {id}: {e}"));
+                        continue;
+                    }
+                };
+                entries += 1;
+                let k = (rule.to_string(), key.to_string());
+                match index.get(&k) {
+                    Some(&i) => rows[i] = now,
+                    None => {
+                        index.insert(k.clone(), rows.len());
+                        keys.push(k);
+                        rows.push(now);
+                    }
                 }
             }
         }
@@ -223,15 +233,16 @@ pub(crate) fn obligations(
     let out = keys
         .into_iter()
         .zip(rows)
-        .filter_map(|((rule, key), row)| row.map(|(wake, data)| (rule, key, wake, data)))
+        .filter_map(|((rule, key), row)| row.map(|(wake, o)| (rule, key, wake, o)))
         .collect();
     Ok((out, entries, corrupt))
 }
 
-/// A fact as stored: rule, key, row JSON.
-pub(super) type FactRecord = (String, String, String);
+/// A fact with its rule and key.
+pub(super) type FactRecord = (String, String, Fact);
 
-/// The facts of `fact_batches`, oldest first, and what was corrupt.
+/// The facts of `fact_batches`, oldest first, and what was corrupt. A fact
+/// of a type no longer known is left out (it cannot match any rule).
 pub(super) fn facts(conn: &Connection) -> rusqlite::Result<(Vec<FactRecord>, Vec<String>)> {
     let mut st = conn.prepare("SELECT id, data FROM fact_batches ORDER BY id")?;
     let blobs: Vec<(i64, Vec<u8>)> = st
@@ -241,9 +252,11 @@ pub(super) fn facts(conn: &Connection) -> rusqlite::Result<(Vec<FactRecord>, Vec
     for (id, blob) in &blobs {
         for e in decode(blob) {
             match e {
-                Ok(Entry::Fact { rule, key, data }) => {
-                    out.push((rule.to_string(), key.to_string(), data.to_string()))
-                }
+                Ok(Entry::Fact { rule, key, data }) => match super::rows::decode_fact(data) {
+                    Ok(Some(f)) => out.push((rule.to_string(), key.to_string(), f)),
+                    Ok(None) => {}
+                    Err(e) => corrupt.push(format!("fact_batches row {id}: {e}")),
+                },
                 Ok(_) => {}
                 Err(e) => corrupt.push(format!("fact_batches row {id}: {e}")),
             }
@@ -420,27 +433,23 @@ mod tests {
         s.commit(Writes::default(), ts(NOW)).unwrap();
         // As a v9 database held them: rows of `obligations` and `facts`.
         let (read, _, _) = obligations(s.conn()).unwrap();
-        let fact_data: String = {
-            let blob: Vec<u8> = s
-                .conn()
-                .query_row("SELECT data FROM fact_batches", [], |r| r.get(0))
-                .unwrap();
-            match decode(&blob).remove(0).unwrap() {
-                Entry::Fact { data, .. } => data.to_string(),
-                other => panic!("{other:?}"),
-            }
-        };
         s.conn()
             .execute_batch("DELETE FROM obligation_log; DELETE FROM fact_batches;")
             .unwrap();
-        for (rule, key, wake, data) in &read {
+        for (rule, key, wake, o) in &read {
             s.conn()
                 .execute(
                     "INSERT INTO obligations (rule, key, wake, data) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![rule, key, wake, data],
+                    rusqlite::params![
+                        rule,
+                        key,
+                        wake,
+                        super::super::rows::obligation_json(o.as_ref().unwrap())
+                    ],
                 )
                 .unwrap();
         }
+        let fact_data = r#"{"kind":"message.received","ts":"2026-03-01T00:00:00Z","fields":{"ts":"2026-03-01T00:00:00Z","type":"message.received","thread":"t1","account":"ks","channel":"dm","complexity":"general","text":"问"},"evidence":{"path":"/var/log/a.jsonl","line":1}}"#;
         s.conn()
             .execute(
                 "INSERT INTO facts (rule, key, ts, data) VALUES ('p', 'k', ?1, ?2)",
@@ -493,13 +502,13 @@ mod tests {
             rule: "reply-general-1h",
             key: "th-1",
             wake: -5,
-            data: "{\"subject\":\"问\"}",
+            data: "{\"subject\":\"问\"}".as_bytes(),
         };
         let del = Entry::Del { rule: "r", key: "" };
         let fact = Entry::Fact {
             rule: "publish",
             key: "p-1",
-            data: "{}",
+            data: b"",
         };
         for e in [&put, &del, &fact] {
             w.push(e);
