@@ -180,9 +180,14 @@ impl Calendar {
 
     /// The civil date of `t` in the calendar's zone.
     pub fn date_of(&self, t: Timestamp) -> Date {
+        self.datetime_of(t).date()
+    }
+
+    /// The civil time of `t` in the calendar's zone.
+    pub fn datetime_of(&self, t: Timestamp) -> DateTime {
         match self.fixed {
-            Some((from, offset)) if t > from => offset.to_datetime(t).date(),
-            _ => self.tz.to_datetime(t).date(),
+            Some((from, offset)) if t > from => offset.to_datetime(t),
+            _ => self.tz.to_datetime(t),
         }
     }
 
@@ -336,7 +341,7 @@ mod tests {
                 fast.next_counted(start, clock),
                 slow.next_counted(start, clock)
             );
-            proptest::prop_assert_eq!(fast.date_of(start), slow.date_of(start));
+            proptest::prop_assert_eq!(fast.datetime_of(start), slow.datetime_of(start));
         }
     }
 
