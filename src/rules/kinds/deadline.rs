@@ -37,6 +37,8 @@ pub struct DeadlineCheck {
     key: Vec<String>,
     within: Duration,
     clock: Clock,
+    /// The violation's detail but for its due time.
+    words: wording::DeadlineWords,
 }
 
 impl EventSpec for Deadline {
@@ -47,12 +49,16 @@ impl EventSpec for Deadline {
         let stop = compile_match(cx, &self.stop);
         let key_ok = check_key(cx, &self.key);
         let within = compile_duration(cx, &self.within);
+        let (start, stop, within) = (start?, stop?, within?);
+        let clock = self.clock.unwrap_or(Clock::Wall);
+        let words = wording::DeadlineWords::new(&stop.kind, &wording::span(within, clock));
         Some(DeadlineCheck {
-            start: start?,
-            stop: stop?,
+            start,
+            stop,
             key: key_ok.then_some(self.key.value)?,
-            within: within?,
-            clock: self.clock.unwrap_or(Clock::Wall),
+            within,
+            clock,
+            words,
         })
     }
 }
@@ -108,11 +114,8 @@ impl EventCheck for DeadlineCheck {
             cx.state.remove_obligation(&ob.rule, &ob.key);
             return;
         }
-        let within = wording::span(self.within, self.clock);
         let due = crate::engine::local_time(&cx.env.calendar, ob.due);
-        // The English detail (`.en`) needs a field on engine::Violation to
-        // reach English mail; until then the violation carries the Chinese.
-        let detail = wording::deadline(&self.stop.kind, &within, &due);
+        let detail = self.words.at(&due);
         cx.violation(
             ob.subject.clone(),
             ob.due,
