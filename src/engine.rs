@@ -17,7 +17,7 @@ use crate::calendar::Calendar;
 use crate::event::{Event, Evidence};
 use crate::finding::Severity;
 use crate::rules::cond::Lists;
-use crate::rules::{CompiledCheck, RuleMeta, RuleSet};
+use crate::rules::{CompiledCheck, Rule, RuleMeta, RuleSet};
 
 /// Something that must happen by `due` (or, for staleness, again by `due`).
 #[derive(Debug, Clone, PartialEq)]
@@ -449,7 +449,12 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
         columns: None,
     }];
     // The evidence names the log line; findings need no path of their own.
-    let findings = crate::check::check_units(rules, std::path::Path::new(""), &units, None);
+    // A customer's words meet the customer rules only, the company's own
+    // words all the others (`own` and `customer` are never both true).
+    let for_customers = |r: &Rule| r.meta.tags.iter().any(|t| t == CUSTOMER_TAG);
+    let which = |r: &Rule| for_customers(r) == customer;
+    let path = std::path::Path::new("");
+    let findings = crate::check::check_units_by(rules, path, &units, None, &which);
     if findings.is_empty() {
         return;
     }
@@ -458,13 +463,6 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
         .find_map(|f| ev.text(f))
         .unwrap_or_default();
     for f in findings {
-        let Some(rule) = rules.rules.iter().find(|r| r.meta.id == f.rule) else {
-            continue;
-        };
-        let for_customers = rule.meta.tags.iter().any(|t| t == CUSTOMER_TAG);
-        if (customer && !for_customers) || (own && for_customers) {
-            continue;
-        }
         effects.push(Effect::Violation(Violation {
             rule: f.rule,
             severity: f.severity,
