@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::extract::{Document, TextUnit};
 use crate::finding::Finding;
 use crate::matcher::{Hit, SlotId};
-use crate::rules::{CompiledCheck, RuleSet};
+use crate::rules::{CompiledCheck, Rule, RuleSet};
 
 /// A hit located in one text unit of a document (byte offsets in the unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,6 +93,20 @@ pub fn check_units(
     units: &[TextUnit],
     encoding: Option<&'static str>,
 ) -> Vec<Finding> {
+    check_units_by(rules, path, units, encoding, &|_| true)
+}
+
+/// [`check_units`] with only the content rules `which` selects: an event's
+/// text is judged by some rules only (a customer's words by the
+/// customer-abuse ones), and a finding of another, made and dropped, cost
+/// its copies of the rule's texts.
+pub fn check_units_by(
+    rules: &RuleSet,
+    path: &Path,
+    units: &[TextUnit],
+    encoding: Option<&'static str>,
+    which: &dyn Fn(&Rule) -> bool,
+) -> Vec<Finding> {
     let hits = collect_hits(rules, units);
     let mut findings = Vec::new();
     if hits.hits.is_empty() {
@@ -100,7 +114,7 @@ pub fn check_units(
         // there is nothing to ask the rules — most replies and captions.
         return findings;
     }
-    for rule in &rules.rules {
+    for rule in rules.rules.iter().filter(|r| which(r)) {
         let CompiledCheck::Content(check) = &rule.check else {
             continue;
         };

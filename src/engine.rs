@@ -17,7 +17,7 @@ use crate::calendar::Calendar;
 use crate::event::{Event, Evidence};
 use crate::finding::Severity;
 use crate::rules::cond::Lists;
-use crate::rules::{CompiledCheck, RuleMeta, RuleSet};
+use crate::rules::{CompiledCheck, Rule, RuleMeta, RuleSet};
 
 /// Something that must happen by `due` (or, for staleness, again by `due`).
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +118,7 @@ pub const FACT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hour
 /// of the daemon's ingestion.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    obligations: HashMap<Arc<str>, HashMap<Arc<str>, Obligation>>,
+    obligations: HashMap<Arc<str>, RuleObligations>,
     /// By wake, then rule and key: obligations due at the same instant fire
     /// in the same order whatever the order they were put in (after a
     /// restart, they are loaded in another).
@@ -130,52 +130,72 @@ pub struct MemoryState {
     newest_fact: Option<Timestamp>,
 }
 
+/// One rule's obligations by key, with the rule's id as the wake queue
+/// holds it: a put or a remove looks the rule up once, not once for its id
+/// and again for its map.
+#[derive(Debug)]
+struct RuleObligations {
+    id: Arc<str>,
+    by_key: HashMap<Arc<str>, Obligation>,
+}
+
 impl MemoryState {
     /// An obligation, borrowed (the store serialises it without a copy).
     pub fn obligation_ref(&self, rule: &str, key: &str) -> Option<&Obligation> {
-        self.obligations.get(rule)?.get(key)
+        self.obligations.get(rule)?.by_key.get(key)
     }
 
     /// Every obligation held, in no particular order.
     pub fn all_obligations(&self) -> impl Iterator<Item = &Obligation> {
-        self.obligations.values().flat_map(|m| m.values())
+        self.obligations.values().flat_map(|m| m.by_key.values())
     }
 }
 
 impl State for MemoryState {
     fn obligation(&self, rule: &str, key: &str) -> Option<Obligation> {
-        self.obligations.get(rule)?.get(key).cloned()
+        self.obligations.get(rule)?.by_key.get(key).cloned()
     }
 
     fn has_obligation(&self, rule: &str, key: &str) -> bool {
         self.obligations
             .get(rule)
-            .is_some_and(|m| m.contains_key(key))
+            .is_some_and(|m| m.by_key.contains_key(key))
     }
 
     fn put_obligation(&mut self, ob: Obligation) {
-        self.remove_obligation(&ob.rule, &ob.key);
-        let rule = match self.obligations.get_key_value(ob.rule.as_str()) {
-            Some((r, _)) => r.clone(),
+        let per_rule = match self.obligations.get_mut(ob.rule.as_str()) {
+            Some(m) => m,
             None => {
-                let r: Arc<str> = Arc::from(ob.rule.as_str());
-                self.obligations.insert(r.clone(), HashMap::default());
-                r
+                let id: Arc<str> = Arc::from(ob.rule.as_str());
+                (self.obligations.entry(id.clone())).or_insert(RuleObligations {
+                    id,
+                    by_key: HashMap::default(),
+                })
             }
         };
-        let key: Arc<str> = Arc::from(ob.key.as_str());
-        self.pending.insert((ob.wake, rule.clone(), key.clone()));
-        self.count += 1;
-        if let Some(m) = self.obligations.get_mut(&rule) {
-            m.insert(key, ob);
-        }
+        // A replaced obligation (a staleness period renewed) gives its key
+        // to the new one.
+        let key = match per_rule.by_key.remove_entry(ob.key.as_str()) {
+            Some((key, old)) => {
+                let queued = (old.wake, per_rule.id.clone(), key);
+                self.pending.remove(&queued);
+                queued.2
+            }
+            None => {
+                self.count += 1;
+                Arc::from(ob.key.as_str())
+            }
+        };
+        self.pending
+            .insert((ob.wake, per_rule.id.clone(), key.clone()));
+        per_rule.by_key.insert(key, ob);
     }
 
     fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation> {
-        let rule_id = self.obligations.get_key_value(rule)?.0.clone();
-        let (key, ob) = self.obligations.get_mut(rule)?.remove_entry(key)?;
+        let per_rule = self.obligations.get_mut(rule)?;
+        let (key, ob) = per_rule.by_key.remove_entry(key)?;
         self.count -= 1;
-        self.pending.remove(&(ob.wake, rule_id, key));
+        self.pending.remove(&(ob.wake, per_rule.id.clone(), key));
         Some(ob)
     }
 
@@ -441,7 +461,12 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
         columns: None,
     }];
     // The evidence names the log line; findings need no path of their own.
-    let findings = crate::check::check_units(rules, std::path::Path::new(""), &units, None);
+    // A customer's words meet the customer rules only, the company's own
+    // words all the others (`own` and `customer` are never both true).
+    let for_customers = |r: &Rule| r.meta.tags.iter().any(|t| t == CUSTOMER_TAG);
+    let which = |r: &Rule| for_customers(r) == customer;
+    let path = std::path::Path::new("");
+    let findings = crate::check::check_units_by(rules, path, &units, None, &which);
     if findings.is_empty() {
         return;
     }
@@ -450,13 +475,6 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
         .find_map(|f| ev.text(f))
         .unwrap_or_default();
     for f in findings {
-        let Some(rule) = rules.rules.iter().find(|r| r.meta.id == f.rule) else {
-            continue;
-        };
-        let for_customers = rule.meta.tags.iter().any(|t| t == CUSTOMER_TAG);
-        if (customer && !for_customers) || (own && for_customers) {
-            continue;
-        }
         effects.push(Effect::Violation(Violation {
             rule: f.rule,
             severity: f.severity,
@@ -479,8 +497,107 @@ fn content_in_event(rules: &RuleSet, ev: &Event, effects: &mut Vec<Effect>) {
 
 /// An instant as people in the calendar's zone read it: `2026-03-02 10:30`.
 pub fn local_time(cal: &Calendar, t: Timestamp) -> String {
-    cal.time_zone()
-        .to_datetime(t)
-        .strftime("%Y-%m-%d %H:%M")
-        .to_string()
+    let dt = cal.datetime_of(t);
+    if !(1000..=9999).contains(&dt.year()) {
+        return dt.strftime("%Y-%m-%d %H:%M").to_string();
+    }
+    // What strftime writes for a four-digit year, without interpreting its
+    // format on each call: ~1,200 instructions for a violation's due time,
+    // and each violation stored has one or two.
+    let mut s = String::with_capacity(16);
+    let parts = [
+        (i32::from(dt.year()), 4, '-'),
+        (i32::from(dt.month()), 2, '-'),
+        (i32::from(dt.day()), 2, ' '),
+        (i32::from(dt.hour()), 2, ':'),
+        (i32::from(dt.minute()), 2, '\0'),
+    ];
+    for (n, width, sep) in parts {
+        for place in (0..width).rev() {
+            let digit = n / 10i32.pow(place) % 10;
+            s.push(char::from(b'0' + digit as u8));
+        }
+        if sep != '\0' {
+            s.push(sep);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ob(rule: &str, key: &str, wake: Option<i64>) -> Obligation {
+        let wake = wake.map_or(NEVER, |s| Timestamp::from_second(s).unwrap());
+        Obligation {
+            rule: rule.into(),
+            key: key.into(),
+            subject: key.into(),
+            started: Timestamp::UNIX_EPOCH,
+            due: wake,
+            wake,
+            evidence: Vec::new(),
+            fired: false,
+        }
+    }
+
+    proptest! {
+        /// As strftime writes it, in a zone without DST (its offset) and
+        /// one with (its rules), over jiff's whole range.
+        #[test]
+        fn local_times_read_as_strftime_writes_them(
+            secs in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            zone in prop::sample::select(vec!["Asia/Shanghai", "America/New_York", "UTC"]),
+        ) {
+            let tz = jiff::tz::TimeZone::get(zone).unwrap();
+            let holidays = crate::calendar::Holidays::builtin();
+            let cal = Calendar::new(tz.clone(), Default::default(), holidays);
+            let t = Timestamp::from_second(secs).unwrap();
+            let want = tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string();
+            prop_assert_eq!(local_time(&cal, t), want);
+        }
+
+        /// Puts (new and replacing), removes and wakes agree with a plain
+        /// map of (rule, key) → obligation, the queue included.
+        #[test]
+        fn the_memory_state_keeps_obligations_as_a_map_would(
+            ops in prop::collection::vec(
+                (any::<bool>(), 0usize..3, 0usize..4, prop::option::of(0i64..5)),
+                0..60,
+            ),
+        ) {
+            let (rules, keys) = (["r1", "r2", "r10"], ["a", "b", "a\u{1e}late", ""]);
+            let mut state = MemoryState::default();
+            let mut model: BTreeMap<(String, String), Obligation> = BTreeMap::new();
+            for (put, r, k, wake) in ops {
+                let (rule, key) = (rules[r], keys[k]);
+                if put {
+                    state.put_obligation(ob(rule, key, wake));
+                    model.insert((rule.into(), key.into()), ob(rule, key, wake));
+                } else {
+                    let removed = state.remove_obligation(rule, key);
+                    prop_assert_eq!(removed, model.remove(&(rule.into(), key.into())));
+                }
+                prop_assert_eq!(state.obligation_count(), model.len());
+                for rule in rules {
+                    for key in keys {
+                        let want = model.get(&(rule.into(), key.into()));
+                        prop_assert_eq!(state.obligation(rule, key), want.cloned());
+                        prop_assert_eq!(state.has_obligation(rule, key), want.is_some());
+                    }
+                }
+                let first = model
+                    .values()
+                    .min_by(|a, b| (a.wake, &a.rule, &a.key).cmp(&(b.wake, &b.rule, &b.key)))
+                    .filter(|o| o.wake != NEVER);
+                prop_assert_eq!(state.next_wake(), first.cloned());
+                prop_assert_eq!(state.next_wake_time(), first.map(|o| o.wake));
+            }
+        }
+    }
 }

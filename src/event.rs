@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeSeed;
 
 mod fields;
+mod ts;
 pub use fields::{FieldValue, Fields};
 
 /// Where an event came from: the evidence shown with a violation.
@@ -178,7 +179,7 @@ pub fn parse_line(line: &str, evidence: Evidence) -> Result<Event, Malformed> {
         ))
     })?;
     let ts = match fields.get("ts") {
-        Some(FieldValue::Str(s)) => s.parse::<Timestamp>().map_err(|e| {
+        Some(FieldValue::Str(s)) => ts::parse(s).map_err(|e| {
             fail(format!(
                 "`ts` {s:?} is not an RFC 3339 time with an offset (e.g. 2026-03-02T09:30:00+08:00): {e}"
             ))

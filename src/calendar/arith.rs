@@ -42,7 +42,7 @@ impl Calendar {
         };
         // A range edge inside a DST gap moves forward to the first instant
         // that exists ("compatible"), as people's clocks do.
-        self.tz.to_timestamp(dt).ok()
+        self.to_timestamp(dt)
     }
 
     /// The counted ranges of `date`, as half-open instant ranges in order;

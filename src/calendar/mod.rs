@@ -63,9 +63,9 @@ mod testkit;
 use std::fmt;
 use std::str::FromStr;
 
-use jiff::Timestamp;
-use jiff::civil::Date;
-use jiff::tz::TimeZone;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{Offset, TimeZone};
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 pub use config::CalendarSpec;
@@ -124,6 +124,13 @@ pub struct Calendar {
     holidays: Holidays,
     /// The working-days clock's "hours": the whole day.
     whole_day: WorkingHours,
+    /// The zone's offset from the instant it no longer changes (China's
+    /// since 1991, UTC's always), with three days' margin: instants after
+    /// it are turned into civil times and back by that offset alone. A
+    /// deadline on a counted clock turned ~5 civil times into instants
+    /// through the zone's rules (~250 instructions each); the result is the
+    /// same (see [`fixed_offset`]), zones with DST keep the rules.
+    fixed: Option<(Timestamp, Offset)>,
 }
 
 impl Default for Calendar {
@@ -139,11 +146,19 @@ impl Default for Calendar {
 impl Calendar {
     pub fn new(tz: TimeZone, hours: WorkingHours, holidays: Holidays) -> Calendar {
         Calendar {
+            fixed: fixed_offset(&tz),
             tz,
             hours,
             holidays,
             whole_day: WorkingHours::whole_day(),
         }
+    }
+
+    /// The same calendar going through the zone's rules for every instant.
+    #[cfg(test)]
+    fn without_fixed_offset(mut self) -> Calendar {
+        self.fixed = None;
+        self
     }
 
     pub fn time_zone(&self) -> &TimeZone {
@@ -165,7 +180,27 @@ impl Calendar {
 
     /// The civil date of `t` in the calendar's zone.
     pub fn date_of(&self, t: Timestamp) -> Date {
-        self.tz.to_datetime(t).date()
+        self.datetime_of(t).date()
+    }
+
+    /// The civil time of `t` in the calendar's zone.
+    pub fn datetime_of(&self, t: Timestamp) -> DateTime {
+        match self.fixed {
+            Some((from, offset)) if t > from => offset.to_datetime(t),
+            _ => self.tz.to_datetime(t),
+        }
+    }
+
+    /// The instant of `dt` in the calendar's zone; a civil time in a DST
+    /// gap moves forward ("compatible"), as people's clocks do.
+    fn to_timestamp(&self, dt: DateTime) -> Option<Timestamp> {
+        if let Some((from, offset)) = self.fixed
+            && let Ok(t) = offset.to_timestamp(dt)
+            && t > from
+        {
+            return Some(t);
+        }
+        self.tz.to_timestamp(dt).ok()
     }
 
     /// Warnings to log when the holiday data lacks the current or the next
@@ -173,6 +208,21 @@ impl Calendar {
     pub fn warnings(&self, now: Timestamp) -> Vec<CoverageWarning> {
         self.holidays.coverage_warnings(self.date_of(now))
     }
+}
+
+/// From when on (exclusive) `tz`'s offset never changes, plus three days,
+/// and that offset. Three days, because a civil time `dt` whose instant by
+/// that offset is past it cannot have another instant by an earlier offset
+/// (offsets differ by less than 52 h): it is neither in a gap nor in a fold,
+/// and the zone's rules give that same instant.
+fn fixed_offset(tz: &TimeZone) -> Option<(Timestamp, Offset)> {
+    let last = tz.preceding(Timestamp::MAX).next().map(|t| t.timestamp());
+    let from = last.unwrap_or(Timestamp::MIN);
+    if tz.following(from).next().is_some() {
+        return None;
+    }
+    let from = from.checked_add(SignedDuration::from_hours(72)).ok()?;
+    Some((from, tz.to_offset(from)))
 }
 
 #[cfg(test)]
@@ -202,6 +252,97 @@ mod tests {
         let tz = bundled.get(DEFAULT_TIME_ZONE).unwrap();
         let t: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
         assert_eq!(tz.to_offset(t).seconds(), 8 * 3600);
+    }
+
+    /// Zones without DST (now or ever), that gave it up (Istanbul 2016,
+    /// São Paulo 2019), and that keep it, with a lunch break.
+    fn fast_and_slow(zone: &str) -> (Calendar, Calendar) {
+        let tz = TimeZone::get(zone).unwrap();
+        let hours = WorkingHours::parse(&["09:00-12:00", "13:30-18:00"]).unwrap();
+        let fast = Calendar::new(tz, hours, Holidays::builtin());
+        let slow = fast.clone().without_fixed_offset();
+        (fast, slow)
+    }
+
+    const ZONES: [&str; 6] = [
+        "Asia/Shanghai",
+        "UTC",
+        "Europe/Istanbul",
+        "America/Sao_Paulo",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ];
+
+    #[test]
+    fn only_zones_that_no_longer_change_offset_skip_their_rules() {
+        let t: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
+        let uses_offset = |z: &str| fast_and_slow(z).0.fixed.is_some_and(|(from, _)| from < t);
+        let fixed: Vec<&str> = ZONES.into_iter().filter(|z| uses_offset(z)).collect();
+        // The shipped zone does; zones with DST do not (nor, as their tzdb
+        // entries list them, those that gave it up: they keep their rules).
+        assert!(
+            fixed.contains(&"Asia/Shanghai") && fixed.contains(&"UTC"),
+            "{fixed:?}"
+        );
+        assert!(!fixed.contains(&"America/New_York"), "{fixed:?}");
+        assert!(!fixed.contains(&"Australia/Lord_Howe"), "{fixed:?}");
+    }
+
+    /// Every quarter hour of civil time from four days before the last
+    /// change of offset to four days after the margin (Shanghai's: the end
+    /// of DST in 1991, an hour that happened twice).
+    #[test]
+    fn civil_times_around_the_last_change_are_read_by_the_zones_rules() {
+        for zone in ZONES {
+            let (fast, slow) = fast_and_slow(zone);
+            let Some((from, _)) = fast.fixed else {
+                continue;
+            };
+            let Ok(first) = from.checked_sub(SignedDuration::from_hours(7 * 24)) else {
+                continue;
+            };
+            let mut dt = slow.tz.to_datetime(first);
+            for _ in 0..11 * 24 * 4 {
+                assert_eq!(fast.to_timestamp(dt), slow.to_timestamp(dt), "{zone} {dt}");
+                dt = dt.checked_add(SignedDuration::from_mins(15)).unwrap();
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Due instants, next counted instants and dates are the same
+        /// through the offset as through the zone's rules, in each zone,
+        /// from 1900 to 2100 (half of the starts around the zone's last
+        /// change of offset, where the margin matters).
+        #[test]
+        fn the_fixed_offset_gives_what_the_zones_rules_give(
+            zone in 0usize..ZONES.len(),
+            near_last in proptest::bool::ANY,
+            secs in -2_208_988_800i64..4_102_444_800,
+            around in -10 * 86_400i64..10 * 86_400,
+            minutes in 1u64..20 * 24 * 60,
+            clock in proptest::sample::select(Clock::ALL.to_vec()),
+        ) {
+            let (fast, slow) = fast_and_slow(ZONES[zone]);
+            let start = match (near_last, fast.fixed) {
+                (true, Some((from, _)))
+                    if (-2_208_988_800..4_102_444_800).contains(&from.as_second()) =>
+                {
+                    from.as_second() + around
+                }
+                _ => secs,
+            };
+            let start = Timestamp::from_second(start).unwrap();
+            let d = std::time::Duration::from_secs(minutes * 60);
+            proptest::prop_assert_eq!(fast.add(start, d, clock), slow.add(start, d, clock));
+            proptest::prop_assert_eq!(
+                fast.next_counted(start, clock),
+                slow.next_counted(start, clock)
+            );
+            proptest::prop_assert_eq!(fast.datetime_of(start), slow.datetime_of(start));
+        }
     }
 
     #[test]

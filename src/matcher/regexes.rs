@@ -359,13 +359,21 @@ impl<'a> RegexView<'a> {
         let mut map = Vec::with_capacity(text.len() + 1);
         folded.push_str(&text[..from]);
         map.extend(0..from as u32);
+        // Characters folding keeps as they are (most of a Chinese text
+        // around its full-width punctuation) are copied a run at a time, not
+        // pushed one by one: this view is made for every event text.
+        let mut kept = from;
         for (i, c) in text[from..].char_indices() {
+            let i = from + i;
             let nc = fold_view(f, c);
-            folded.push(nc);
-            for _ in 0..nc.len_utf8() {
-                map.push((from + i) as u32);
+            map.extend(std::iter::repeat_n(i as u32, nc.len_utf8()));
+            if nc != c {
+                folded.push_str(&text[kept..i]);
+                folded.push(nc);
+                kept = i + c.len_utf8();
             }
         }
+        folded.push_str(&text[kept..]);
         map.push(text.len() as u32);
         RegexView {
             original: text,
@@ -458,6 +466,46 @@ mod tests {
             .copied()
             .filter(|p| MatcherBuilder::new().add_regex(0, p).is_ok())
             .collect()
+    }
+
+    /// The view as it was built before runs were copied whole: one
+    /// character at a time after the first that folding changes (before
+    /// it, and without one, offsets are the same in both texts).
+    fn view_char_by_char(text: &str) -> (String, Vec<u32>) {
+        let f = crate::normalize::folder();
+        let first = text
+            .char_indices()
+            .find(|&(_, c)| super::fold_view(f, c) != c);
+        let Some((from, _)) = first else {
+            return (text.to_string(), (0..=text.len() as u32).collect());
+        };
+        let mut folded = text[..from].to_string();
+        let mut map: Vec<u32> = (0..from as u32).collect();
+        for (i, c) in text[from..].char_indices() {
+            let nc = super::fold_view(f, c);
+            folded.push(nc);
+            for _ in 0..nc.len_utf8() {
+                map.push((from + i) as u32);
+            }
+        }
+        map.push(text.len() as u32);
+        (folded, map)
+    }
+
+    proptest! {
+        /// Texts that mix what folding keeps and what it changes (full-width
+        /// forms and punctuation, capitals, the ideographic space, emoji).
+        #[test]
+        fn the_view_is_the_text_folded_character_by_character(
+            text in "[a-zA-Z0-9 养生最好，。！？：（）Ａ-Ｚａ-ｚ０-９　\u{1F600}é\\PC]{0,24}",
+        ) {
+            let view = super::RegexView::new(&text);
+            let (folded, map) = view_char_by_char(&text);
+            prop_assert_eq!(view.text(), folded.as_str());
+            for (at, &orig) in map.iter().enumerate() {
+                prop_assert_eq!(view.original(at), orig as usize);
+            }
+        }
     }
 
     #[test]

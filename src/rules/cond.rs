@@ -6,6 +6,7 @@
 //! lists keyed by another field, such as an account's roster). Values are
 //! compared as text, so `1` and `"1"` are equal.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -362,14 +363,34 @@ impl Lists {
 /// The key of an event: the values of `fields`, joined. `None` when a field
 /// is missing (the event cannot belong to any obligation).
 pub fn key_of(ev: &Event, fields: &[String]) -> Option<(String, String)> {
+    let key = key_ref(ev, fields)?;
+    let subject = subject_of(ev, fields, &key);
+    Some((key.into_owned(), subject))
+}
+
+/// [`key_of`]'s key alone, borrowed from the event when it is one field (as
+/// nearly every rule's is): rules look obligations and facts up by it for
+/// every event they are interested in, and only the rare event that opens
+/// an obligation or is reported needs it as a `String`.
+pub fn key_ref<'e>(ev: &'e Event, fields: &[String]) -> Option<Cow<'e, str>> {
     if let [only] = fields {
-        let v = ev.str(only)?.to_owned();
-        return Some((v.clone(), v));
+        return ev.str(only).map(Cow::Borrowed);
     }
     let values: Option<Vec<_>> = fields.iter().map(|f| ev.str(f)).collect();
-    let values = values?;
     // U+001F (unit separator) cannot occur in the ids people type.
-    Some((values.join("\u{1f}"), values.join("/")))
+    Some(Cow::Owned(values?.join("\u{1f}")))
+}
+
+/// [`key_of`]'s subject (the key as people read it) of an event whose key
+/// [`key_ref`] gave as `key`.
+pub fn subject_of(ev: &Event, fields: &[String], key: &str) -> String {
+    match fields {
+        [_] => key.to_owned(),
+        _ => (fields.iter())
+            .map(|f| ev.str(f).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("/"),
+    }
 }
 
 /// A duration as rule authors write it: `90m`, `1h`, `24h`, `5d`, `2w`,

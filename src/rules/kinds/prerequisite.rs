@@ -12,7 +12,9 @@ use crate::diag::Pos;
 use crate::engine::{EvalCx, EventCheck, Fact, Obligation};
 use crate::event::Event;
 use crate::rules::compile::Cx;
-use crate::rules::cond::{EventMatch, RawEventMatch, check_key, compile_match, key_of};
+use crate::rules::cond::{
+    EventMatch, RawEventMatch, check_key, compile_match, key_ref, subject_of,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +130,7 @@ impl PrerequisiteCheck {
     /// Whether `fact` carries the same version as `ev` (fields absent on
     /// either side do not count against it).
     fn same_version(&self, ev: &Event, fact: &Fact) -> bool {
-        self.same.iter().all(|f| match (ev.text(f), fact.text(f)) {
+        self.same.iter().all(|f| match (ev.str(f), fact.str(f)) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         })
@@ -147,7 +149,7 @@ impl EventCheck for PrerequisiteCheck {
     }
 
     fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event) {
-        let Some((key, subject)) = key_of(ev, &self.key) else {
+        let Some(key) = key_ref(ev, &self.key) else {
             return;
         };
         if self.relevant(ev, cx) {
@@ -156,19 +158,20 @@ impl EventCheck for PrerequisiteCheck {
         if !self.event.matches(ev, &cx.env.lists) {
             return;
         }
+        let subject = subject_of(ev, &self.key, &key);
         // Facts older than the retention do not count, however large the log
         // (the state drops them in batches; the rule must not notice when).
         let oldest = ev.ts - crate::engine::FACT_RETENTION;
         let mut facts = cx.state.facts(&cx.meta.id, &key);
         facts.retain(|f| f.ts >= oldest);
         let lists = &cx.env.lists;
-        let author = ev.text("author").or_else(|| {
+        let author = ev.str("author").or_else(|| {
             let (_, m, field) = self.distinct.as_ref()?;
             facts
                 .iter()
                 .filter(|f| f.ts <= ev.ts && f.kind == m.kind)
                 .rfind(|f| self.same_version(ev, f))
-                .and_then(|f| f.text(field))
+                .and_then(|f| f.str(field))
         });
         // Every fact that could meet each requirement.
         let candidates: Vec<Vec<&Fact>> = self
@@ -182,10 +185,8 @@ impl EventCheck for PrerequisiteCheck {
                         m.matches(f, lists)
                             && self.same_version(ev, f)
                             && !self.voided(&facts, f, ev, lists)
-                            && match (&self.distinct, &author) {
-                                (Some((actor, _, _)), Some(a)) => {
-                                    f.text(actor).as_deref() != Some(a)
-                                }
+                            && match (&self.distinct, author) {
+                                (Some((actor, _, _)), Some(a)) => f.str(actor) != Some(a),
                                 _ => true,
                             }
                     })
@@ -248,13 +249,10 @@ impl PrerequisiteCheck {
             f.ts > approval.ts
                 && f.ts <= ev.ts
                 && v.matches(f, lists)
-                && self
-                    .same
-                    .iter()
-                    .all(|s| match (approval.text(s), f.text(s)) {
-                        (Some(a), Some(b)) => a == b,
-                        _ => true,
-                    })
+                && self.same.iter().all(|s| match (approval.str(s), f.str(s)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                })
         })
     }
 }

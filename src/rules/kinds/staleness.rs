@@ -124,11 +124,11 @@ impl EventCheck for StalenessCheck {
     }
 
     fn on_event(&self, cx: &mut EvalCx<'_>, ev: &Event) {
-        let Some(subject) = ev.text(&self.subject) else {
+        let Some(subject) = ev.str(&self.subject) else {
             return;
         };
         if self.event.matches(ev, &cx.env.lists) {
-            let current = cx.state.obligation(&cx.meta.id, &subject);
+            let current = cx.state.obligation(&cx.meta.id, subject);
             // An older renewal read late (an archived log, a re-read) says
             // nothing new: the period already runs from a later one.
             if current.as_ref().is_some_and(|ob| ev.ts < ob.started) {
@@ -141,10 +141,10 @@ impl EventCheck for StalenessCheck {
             {
                 cx.effects.push(ob.done_late_by(ev));
             }
-            self.arm(cx, subject, ev.evidence.clone(), ev.ts);
-        } else if self.roster.is_none() && !cx.state.has_obligation(&cx.meta.id, &subject) {
+            self.arm(cx, subject.to_owned(), ev.evidence.clone(), ev.ts);
+        } else if self.roster.is_none() && !cx.state.has_obligation(&cx.meta.id, subject) {
             // A subject seen for the first time starts its first period now.
-            self.arm(cx, subject, ev.evidence.clone(), ev.ts);
+            self.arm(cx, subject.to_owned(), ev.evidence.clone(), ev.ts);
         }
     }
 

@@ -62,17 +62,42 @@ fn plural(n: u64, unit: &str) -> String {
 /// A deadline that passed: `回复应在1个工作小时内完成，截至2026-03-02
 /// 10:30仍未完成`.
 pub fn deadline(stop_kind: &str, within: &Detail, due: &str) -> Detail {
-    Detail {
-        zh: format!(
-            "{}应在{}内完成，截至{due}仍未完成",
-            label_zh(stop_kind),
-            within.zh
-        ),
-        en: format!(
-            "{} due within {}; not done by {due}",
-            capitalized(label_en(stop_kind)),
-            within.en
-        ),
+    DeadlineWords::new(stop_kind, within).at(due)
+}
+
+/// [`deadline`]'s words around the due time, written once per rule: every
+/// violation of a deadline rule says the same but for its due time, and
+/// formatting the rest each time was ~2,000 instructions a violation.
+#[derive(Debug, Clone)]
+pub struct DeadlineWords {
+    zh: (String, &'static str),
+    en: String,
+}
+
+impl DeadlineWords {
+    pub fn new(stop_kind: &str, within: &Detail) -> DeadlineWords {
+        DeadlineWords {
+            zh: (
+                format!("{}应在{}内完成，截至", label_zh(stop_kind), within.zh),
+                "仍未完成",
+            ),
+            en: format!(
+                "{} due within {}; not done by ",
+                capitalized(label_en(stop_kind)),
+                within.en
+            ),
+        }
+    }
+
+    pub fn at(&self, due: &str) -> Detail {
+        let mut zh = String::with_capacity(self.zh.0.len() + due.len() + self.zh.1.len());
+        zh.push_str(&self.zh.0);
+        zh.push_str(due);
+        zh.push_str(self.zh.1);
+        let mut en = String::with_capacity(self.en.len() + due.len());
+        en.push_str(&self.en);
+        en.push_str(due);
+        Detail { zh, en }
     }
 }
 
