@@ -16,7 +16,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use foldhash::{HashSet, HashSetExt};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -28,6 +27,7 @@ use crate::engine::{Fact, MemoryState, Obligation, State};
 
 mod commit;
 pub(super) mod journal;
+mod keys;
 mod rows;
 mod texts;
 
@@ -210,10 +210,10 @@ pub struct Store {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
     mem: MemoryState,
-    dirty: HashSet<(String, String)>,
+    dirty: keys::KeySet,
     /// Obligations that have a row: one created and discharged between two
     /// commits (a question answered in the same batch) never gets one.
-    on_disk: HashSet<(String, String)>,
+    on_disk: keys::KeySet,
     /// Facts added since the last commit: (rule, key, fact).
     new_facts: Vec<(String, String, Fact)>,
     /// Entries in the obligations' journal since its last fold.
@@ -280,8 +280,8 @@ impl Store {
             conn,
             path: db.to_path_buf(),
             mem: MemoryState::default(),
-            dirty: HashSet::new(),
-            on_disk: HashSet::new(),
+            dirty: keys::KeySet::default(),
+            on_disk: keys::KeySet::default(),
             new_facts: Vec::new(),
             journal_entries: 0,
             fold_at: journal::FOLD_AT,
@@ -326,9 +326,9 @@ impl Store {
         let mut mem = MemoryState::default();
         let (obligations, entries, mut corrupt) =
             journal::obligations(&self.conn).map_err(self.sq())?;
-        let mut on_disk = HashSet::new();
+        let mut on_disk = keys::KeySet::default();
         for (rule, key, _, o) in obligations {
-            on_disk.insert((rule, key));
+            on_disk.insert(&rule, &key);
             match o {
                 Ok(o) => mem.put_obligation(o),
                 Err(e) => corrupt.push(e),
@@ -399,13 +399,14 @@ impl Store {
         }
         match self.try_commit(&w, now) {
             Ok(c) => {
-                for k in self.dirty.drain() {
-                    if self.mem.has_obligation(&k.0, &k.1) {
-                        self.on_disk.insert(k);
+                for (rule, key) in self.dirty.iter() {
+                    if self.mem.has_obligation(rule, key) {
+                        self.on_disk.insert(rule, key);
                     } else {
-                        self.on_disk.remove(&k);
+                        self.on_disk.remove(rule, key);
                     }
                 }
+                self.dirty.clear();
                 self.new_facts.clear();
                 if w.started {
                     self.started = true;
@@ -493,13 +494,13 @@ impl State for Store {
         self.mem.has_obligation(rule, key)
     }
     fn put_obligation(&mut self, ob: Obligation) {
-        self.dirty.insert((ob.rule.clone(), ob.key.clone()));
+        self.dirty.insert(&ob.rule, &ob.key);
         self.mem.put_obligation(ob);
     }
     fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation> {
         let o = self.mem.remove_obligation(rule, key);
         if o.is_some() {
-            self.dirty.insert((rule.to_string(), key.to_string()));
+            self.dirty.insert(rule, key);
         }
         o
     }

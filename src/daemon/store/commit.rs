@@ -303,8 +303,8 @@ impl Store {
 fn write_obligations(
     tx: &rusqlite::Transaction<'_>,
     mem: &MemoryState,
-    dirty: &HashSet<(String, String)>,
-    on_disk: &HashSet<(String, String)>,
+    dirty: &keys::KeySet,
+    on_disk: &keys::KeySet,
     (entries, fold_at): (usize, usize),
 ) -> rusqlite::Result<usize> {
     if dirty.is_empty() {
@@ -327,12 +327,12 @@ fn write_obligations(
         return Ok(0);
     }
     let mut w = journal::Writer::default();
-    for k @ (rule, key) in dirty {
+    for (rule, key) in dirty.iter() {
         match mem.obligation_ref(rule, key) {
             Some(o) => w.put(rule, key, millis(o.wake), |buf| {
                 rows::encode_obligation(o, buf)
             }),
-            None if on_disk.contains(k) => w.del(rule, key),
+            None if on_disk.contains(rule, key) => w.del(rule, key),
             // Never written: nothing to undo.
             None => {}
         }
