@@ -80,6 +80,10 @@ pub trait State: std::fmt::Debug {
     fn has_obligation(&self, rule: &str, key: &str) -> bool {
         self.obligation(rule, key).is_some()
     }
+    /// An obligation's wake, without copying the obligation.
+    fn wake_of(&self, rule: &str, key: &str) -> Option<Timestamp> {
+        self.obligation(rule, key).map(|o| o.wake)
+    }
     /// Inserts or replaces the obligation with the same rule and key.
     fn put_obligation(&mut self, ob: Obligation);
     fn remove_obligation(&mut self, rule: &str, key: &str) -> Option<Obligation>;
@@ -160,6 +164,10 @@ impl State for MemoryState {
         self.obligations
             .get(rule)
             .is_some_and(|m| m.by_key.contains_key(key))
+    }
+
+    fn wake_of(&self, rule: &str, key: &str) -> Option<Timestamp> {
+        self.obligation_ref(rule, key).map(|o| o.wake)
     }
 
     fn put_obligation(&mut self, ob: Obligation) {
@@ -416,10 +424,7 @@ pub fn evaluate(
         let mut cx = EvalCx::new(meta, env, &mut *state, wake, &mut effects);
         check.on_due(&mut cx, ob);
         // Guard against a rule that left the obligation as it was.
-        if state
-            .obligation(&rule_id, &key)
-            .is_some_and(|left| left.wake == wake)
-        {
+        if state.wake_of(&rule_id, &key) == Some(wake) {
             state.remove_obligation(&rule_id, &key);
         }
     }

@@ -493,6 +493,9 @@ impl State for Store {
     fn has_obligation(&self, rule: &str, key: &str) -> bool {
         self.mem.has_obligation(rule, key)
     }
+    fn wake_of(&self, rule: &str, key: &str) -> Option<Timestamp> {
+        self.mem.wake_of(rule, key)
+    }
     fn put_obligation(&mut self, ob: Obligation) {
         self.dirty.insert(&ob.rule, &ob.key);
         self.mem.put_obligation(ob);
