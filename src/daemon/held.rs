@@ -20,6 +20,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
+use super::frame;
 use super::store::{Store, StoreError};
 use crate::event::{Evidence, parse_line};
 use crate::window::ReorderWindow;
@@ -64,22 +65,17 @@ impl BatchWriter {
     }
 
     pub fn push(&mut self, id: u64, file: &Arc<Path>, line: u32, text: &str) {
-        use std::os::unix::ffi::OsStrExt;
         self.first.get_or_insert(id);
         self.count += 1;
         self.buf.extend_from_slice(&id.to_le_bytes());
         self.buf.extend_from_slice(&line.to_le_bytes());
         if self.last_file.as_ref() == Some(file) {
-            self.buf.extend_from_slice(&SAME_FILE.to_le_bytes());
+            frame::put_u32(&mut self.buf, SAME_FILE);
         } else {
-            let p = file.as_os_str().as_bytes();
-            self.buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            self.buf.extend_from_slice(p);
+            frame::put_path(&mut self.buf, file);
             self.last_file = Some(file.clone());
         }
-        self.buf
-            .extend_from_slice(&(text.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(text.as_bytes());
+        frame::put_str(&mut self.buf, text);
     }
 
     /// The batch's row id (its first event's id), its blob and event count.
@@ -92,45 +88,22 @@ impl BatchWriter {
 /// short or corrupt (the rest of the blob is then ignored).
 pub fn decode(blob: &[u8]) -> Vec<Result<HeldLine<'_>, String>> {
     use std::os::unix::ffi::OsStrExt;
-    let mut out = Vec::new();
-    let mut rest = blob;
     let mut file: Option<&Path> = None;
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (a, b) = rest.split_at_checked(n)?;
-        *rest = b;
-        Some(a)
-    }
-    let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
-    while !rest.is_empty() {
-        let mut one = || -> Option<HeldLine<'_>> {
-            let id = u64::from_le_bytes(take(&mut rest, 8)?.try_into().ok()?);
-            let line = u32_(take(&mut rest, 4)?);
-            let plen = u32_(take(&mut rest, 4)?);
-            if plen != SAME_FILE {
-                let p = take(&mut rest, plen as usize)?;
-                file = Some(Path::new(std::ffi::OsStr::from_bytes(p)));
-            }
-            let tlen = u32_(take(&mut rest, 4)?) as usize;
-            let text = std::str::from_utf8(take(&mut rest, tlen)?).ok()?;
-            Some(HeldLine {
-                id,
-                file: file?,
-                line,
-                text,
-            })
-        };
-        match one() {
-            Some(h) => out.push(Ok(h)),
-            None => {
-                out.push(Err(format!(
-                    "a held batch is corrupt after {} events",
-                    out.len()
-                )));
-                break;
-            }
+    frame::records(blob, ("a held batch", "events"), |r| {
+        let id = r.u64()?;
+        let line = r.u32()?;
+        let plen = r.u32()?;
+        if plen != SAME_FILE {
+            file = Some(Path::new(std::ffi::OsStr::from_bytes(r.bytes_of(plen)?)));
         }
-    }
-    out
+        let text = r.str()?;
+        Some(HeldLine {
+            id,
+            file: file?,
+            line,
+            text,
+        })
+    })
 }
 
 /// The window as restored from the database, and what it needs to go on.

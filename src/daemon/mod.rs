@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod cmd;
 pub mod core;
+pub mod frame;
 pub mod held;
 pub mod logging;
 pub mod mail;

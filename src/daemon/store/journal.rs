@@ -14,14 +14,14 @@
 //! go into one `fact_batches` row, pruned whole once its newest fact is
 //! past the retention.
 //!
-//! Entries are framed as held.rs frames events: a tag byte, then each
-//! string as a little-endian u32 length and its bytes.
+//! Entries are framed as held.rs frames events (daemon/frame.rs): a tag
+//! byte, then each string as a little-endian u32 length and its bytes.
 
 use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::rows::{Reader, put_str};
+use crate::daemon::frame::{self, Reader, put_str};
 use crate::engine::{Fact, Obligation};
 
 const PUT: u8 = b'P';
@@ -126,40 +126,25 @@ impl Writer {
 /// The entries of a blob, in the order written; an error where it is cut
 /// short or corrupt (the rest of the blob is then ignored).
 pub(super) fn decode(blob: &[u8]) -> Vec<Result<Entry<'_>, String>> {
-    let mut out = Vec::new();
-    let mut r = Reader(blob);
-    while !r.is_empty() {
-        let mut one = || -> Option<Entry<'_>> {
-            let tag = r.u8()?;
-            let (rule, key) = (r.str()?, r.str()?);
-            Some(match tag {
-                PUT => Entry::Put {
-                    rule,
-                    key,
-                    wake: r.i64()?,
-                    data: r.bytes()?,
-                },
-                DEL => Entry::Del { rule, key },
-                FACT => Entry::Fact {
-                    rule,
-                    key,
-                    data: r.bytes()?,
-                },
-                _ => return None,
-            })
-        };
-        match one() {
-            Some(e) => out.push(Ok(e)),
-            None => {
-                out.push(Err(format!(
-                    "a journal row is corrupt after {} entries",
-                    out.len()
-                )));
-                break;
-            }
-        }
-    }
-    out
+    frame::records(blob, ("a journal row", "entries"), |r: &mut Reader<'_>| {
+        let tag = r.u8()?;
+        let (rule, key) = (r.str()?, r.str()?);
+        Some(match tag {
+            PUT => Entry::Put {
+                rule,
+                key,
+                wake: r.i64()?,
+                data: r.bytes()?,
+            },
+            DEL => Entry::Del { rule, key },
+            FACT => Entry::Fact {
+                rule,
+                key,
+                data: r.bytes()?,
+            },
+            _ => return None,
+        })
+    })
 }
 
 /// An obligation as stored: rule, key, wake (ms), and the obligation (or

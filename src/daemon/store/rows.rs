@@ -5,8 +5,8 @@
 //! input is written to it, and formatting three timestamps as text and
 //! escaping a fact's Chinese message as JSON cost more than the row's
 //! insert had (~4 % of the ingestion bench's core thread). Timestamps are
-//! whole seconds and nanoseconds, strings as held.rs writes them (length,
-//! bytes). Each form starts with its version byte.
+//! whole seconds and nanoseconds, strings framed as held.rs frames them
+//! (daemon/frame.rs). Each form starts with its version byte.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::daemon::frame::{Reader, put_path, put_str, put_u32};
 use crate::engine::{Fact, Obligation};
 use crate::event::{Event, Evidence, FieldValue};
 
@@ -120,80 +121,25 @@ pub(super) fn fact_from_json(data: &str) -> Option<Fact> {
     }))
 }
 
-fn put_u32(buf: &mut Vec<u8>, n: u32) {
-    buf.extend_from_slice(&n.to_le_bytes());
-}
-
-/// A string as the journal frames it: length, then bytes.
-pub(super) fn put_str(buf: &mut Vec<u8>, s: &str) {
-    put_u32(buf, s.len() as u32);
-    buf.extend_from_slice(s.as_bytes());
-}
-
 fn put_ts(buf: &mut Vec<u8>, t: Timestamp) {
     buf.extend_from_slice(&t.as_second().to_le_bytes());
     buf.extend_from_slice(&t.subsec_nanosecond().to_le_bytes());
 }
 
 fn put_evidence(buf: &mut Vec<u8>, e: &Evidence) {
-    use std::os::unix::ffi::OsStrExt;
-    let p = e.path.as_os_str().as_bytes();
-    put_u32(buf, p.len() as u32);
-    buf.extend_from_slice(p);
+    put_path(buf, &e.path);
     put_u32(buf, e.line);
 }
 
-/// Reads what the `put_*` functions wrote; `None` where it is cut short.
-pub(super) struct Reader<'a>(pub &'a [u8]);
+fn read_ts(r: &mut Reader<'_>) -> Option<Timestamp> {
+    Timestamp::new(r.i64()?, r.i32()?).ok()
+}
 
-impl<'a> Reader<'a> {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (a, b) = self.0.split_at_checked(n)?;
-        self.0 = b;
-        Some(a)
-    }
-
-    pub fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    pub fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    pub fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    pub fn str(&mut self) -> Option<&'a str> {
-        let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-
-    pub fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    fn ts(&mut self) -> Option<Timestamp> {
-        let s = self.i64()?;
-        let n = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        Timestamp::new(s, n).ok()
-    }
-
-    fn evidence(&mut self) -> Option<Evidence> {
-        use std::os::unix::ffi::OsStrExt;
-        let p = self.bytes()?;
-        let path = Path::new(std::ffi::OsStr::from_bytes(p));
-        Some(Evidence {
-            path: Arc::from(path),
-            line: self.u32()?,
-        })
-    }
+fn read_evidence(r: &mut Reader<'_>) -> Option<Evidence> {
+    Some(Evidence {
+        path: Arc::from(r.path()?),
+        line: r.u32()?,
+    })
 }
 
 /// An obligation in the journal's form (its rule and key are the entry's).
@@ -216,9 +162,11 @@ pub(crate) fn decode_obligation(rule: &str, key: &str, b: &[u8]) -> Option<Oblig
         return None;
     }
     let subject = r.str()?.to_string();
-    let (started, due, wake) = (r.ts()?, r.ts()?, r.ts()?);
+    let (started, due, wake) = (read_ts(&mut r)?, read_ts(&mut r)?, read_ts(&mut r)?);
     let n = r.u32()?;
-    let evidence = (0..n).map(|_| r.evidence()).collect::<Option<Vec<_>>>()?;
+    let evidence = (0..n)
+        .map(|_| read_evidence(&mut r))
+        .collect::<Option<Vec<_>>>()?;
     let fired = r.u8()? != 0;
     r.is_empty().then(|| Obligation {
         rule: rule.to_string(),
@@ -269,8 +217,8 @@ fn read_fact(b: &[u8]) -> Option<Option<Fact>> {
         return None;
     }
     let kind = crate::event::known_type(r.str()?);
-    let ts = r.ts()?;
-    let evidence = r.evidence()?;
+    let ts = read_ts(&mut r)?;
+    let evidence = read_evidence(&mut r)?;
     let n = r.u32()?;
     let mut json = String::from("{");
     for i in 0..n {
