@@ -159,32 +159,38 @@ pub type ObligationRecord = (String, String, i64, Result<Obligation, String>);
 pub(crate) fn obligations(
     conn: &Connection,
 ) -> rusqlite::Result<(Vec<ObligationRecord>, usize, Vec<String>)> {
-    let unreadable = |rule: &str, key: &str| format!("obligation {rule} {key} cannot be read");
+    // The key is internal (fields joined by control characters): escaped.
+    let unreadable =
+        |rule: &str, key: &str| format!("the open obligation {rule} {key:?} cannot be read");
     let mut st = conn.prepare("SELECT rule, key, wake, data FROM obligations")?;
     let base: Vec<(String, String, i64, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    // Keyed by (rule, key), in the order first seen, so that the result
-    // does not depend on hashing.
+    // In the order first seen, so that the result does not depend on
+    // hashing; a later entry for a key replaces its state in place.
+    type State = Option<(i64, Result<Obligation, String>)>;
+    let mut rows: Vec<(String, String, State)> = Vec::with_capacity(base.len());
     let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut rows: Vec<Option<(i64, Result<Obligation, String>)>> = Vec::new();
-    let mut keys: Vec<(String, String)> = Vec::new();
-    for (rule, key, wake, data) in base {
-        let o = super::rows::obligation_from_json(&rule, &key, &data)
-            .ok_or_else(|| unreadable(&rule, &key));
-        index.insert((rule.clone(), key.clone()), rows.len());
-        keys.push((rule, key));
-        rows.push(Some((wake, o)));
+    let mut set = |rule: &str, key: &str, now: State| {
+        let k = (rule.to_string(), key.to_string());
+        match index.get(&k) {
+            Some(&i) => rows[i].2 = now,
+            None => {
+                index.insert(k, rows.len());
+                rows.push((rule.to_string(), key.to_string(), now));
+            }
+        }
+    };
+    for (rule, key, wake, data) in &base {
+        let o =
+            super::rows::obligation_from_json(rule, key, data).ok_or_else(|| unreadable(rule, key));
+        set(rule, key, Some((*wake, o)));
     }
     let (mut entries, mut corrupt) = (0, Vec::new());
     if has_table(conn, "obligation_log")? {
-        let mut st = conn.prepare("SELECT id, data FROM obligation_log ORDER BY id")?;
-        let blobs: Vec<(i64, Vec<u8>)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, blob) in &blobs {
+        for (id, blob) in &blobs(conn, "obligation_log")? {
             for e in decode(blob) {
-                let (rule, key, now) = match e {
+                match e {
                     Ok(Entry::Put {
                         rule,
                         key,
@@ -193,34 +199,30 @@ pub(crate) fn obligations(
                     }) => {
                         let o = super::rows::decode_obligation(rule, key, data)
                             .ok_or_else(|| unreadable(rule, key));
-                        (rule, key, Some((wake, o)))
+                        set(rule, key, Some((wake, o)));
                     }
-                    Ok(Entry::Del { rule, key }) => (rule, key, None),
+                    Ok(Entry::Del { rule, key }) => set(rule, key, None),
                     Ok(Entry::Fact { .. }) => continue,
                     Err(e) => {
                         corrupt.push(format!("obligation_log row {id}: {e}"));
                         continue;
                     }
-                };
-                entries += 1;
-                let k = (rule.to_string(), key.to_string());
-                match index.get(&k) {
-                    Some(&i) => rows[i] = now,
-                    None => {
-                        index.insert(k.clone(), rows.len());
-                        keys.push(k);
-                        rows.push(now);
-                    }
                 }
+                entries += 1;
             }
         }
     }
-    let out = keys
+    let out = rows
         .into_iter()
-        .zip(rows)
-        .filter_map(|((rule, key), row)| row.map(|(wake, o)| (rule, key, wake, o)))
+        .filter_map(|(rule, key, now)| now.map(|(wake, o)| (rule, key, wake, o)))
         .collect();
     Ok((out, entries, corrupt))
+}
+
+/// A journal table's rows, oldest first: (id, blob).
+fn blobs(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(i64, Vec<u8>)>> {
+    let mut st = conn.prepare(&format!("SELECT id, data FROM {table} ORDER BY id"))?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
 }
 
 /// A fact with its rule and key.
@@ -229,12 +231,8 @@ pub(super) type FactRecord = (String, String, Fact);
 /// The facts of `fact_batches`, oldest first, and what was corrupt. A fact
 /// of a type no longer known is left out (it cannot match any rule).
 pub(super) fn facts(conn: &Connection) -> rusqlite::Result<(Vec<FactRecord>, Vec<String>)> {
-    let mut st = conn.prepare("SELECT id, data FROM fact_batches ORDER BY id")?;
-    let blobs: Vec<(i64, Vec<u8>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
     let (mut out, mut corrupt) = (Vec::new(), Vec::new());
-    for (id, blob) in &blobs {
+    for (id, blob) in &blobs(conn, "fact_batches")? {
         for e in decode(blob) {
             match e {
                 Ok(Entry::Fact { rule, key, data }) => match super::rows::decode_fact(data) {
